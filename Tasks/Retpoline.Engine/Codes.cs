@@ -1,0 +1,35 @@
+namespace Retpoline;
+
+/// <summary>
+/// Every diagnostic code the product emits, in one place. The README's "Diagnostics" section documents each
+/// as Problem / Fix / Waive if / Example; keep the two in step.
+/// </summary>
+public static class Codes
+{
+    // Findings (RPL000x).
+    public const string UserCode = "RPL0001";          // unprotected indirect branch in user code
+    public const string Plt = "RPL0002";               // PLT entry reached from user code
+    public const string ToolchainStartup = "RPL0003";  // crt/PLT startup branch, only under strict
+    public const string AnnotationMisplaced = "RPL0004"; // RETPOLINE_SAFE annotation not on an indirect branch (issue 6)
+    public const string SlsUnprotected = "RPL0005";    // ret / indirect jmp not followed by int3 under RetpolineHardenSls (issue 6)
+
+    // Thunk problems (RPL001x).
+    public const string ThunkMissing = "RPL0010";      // a thunk is called but not defined in the file
+    public const string ThunkMalformed = "RPL0011";    // a thunk body is not one of the known forms
+    public const string ThunkWrongRegister = "RPL0012"; // a thunk named for one register branches through another
+    public const string ThunkExported = "RPL0013";     // a shared library exports a thunk with default visibility
+    public const string AmdVendor = "RPL0014";         // Amd (lfence; jmp) chosen: no longer AMD's guidance
+    public const string ShstkWithGeneric = "RPL0015";  // SHSTK-marked binary with Generic thunks (issue 6)
+    public const string PatchRefused = "RPL0016";      // patch refused: an unrecognised or too small thunk body
+
+    // Unusable input (RPL01xx).
+    public const string FileNotFound = "RPL0100";
+    public const string NotElf = "RPL0101";
+    public const string NotElf64 = "RPL0102";
+    public const string NotX86_64 = "RPL0103";
+    public const string Truncated = "RPL0104";
+    public const string BadSectionTable = "RPL0105";
+    public const string BadSymbolTable = "RPL0106";
+    public const string IoError = "RPL0107";
+    public const string Usage = "RPL0108";
+}

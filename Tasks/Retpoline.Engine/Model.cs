@@ -1,0 +1,142 @@
+namespace Retpoline;
+
+// The engine's public result model. Tasks, the tool and the reports translate these; nothing here knows MSBuild.
+
+/// <summary>How a decided indirect branch is classified (DESIGN.md §3). Thunk bodies are never findings.</summary>
+public enum FindingClass
+{
+    /// <summary>An indirect branch in the program's own code: an error by default (RPL0001).</summary>
+    UserCode,
+    /// <summary>A PLT entry reached from user code: an error by default (RPL0002).</summary>
+    Plt,
+    /// <summary>crt startup code, PLT entries only it reaches, the lazy PLT header: allowed unless strict (RPL0003).</summary>
+    ToolchainStartup,
+    /// <summary>An instruction marked RETPOLINE_SAFE in source (issue 6).</summary>
+    Annotated,
+    /// <summary>A call site rewritten on purpose by `patch --call-sites inline` and recorded (issue 5).</summary>
+    PatchedSite,
+}
+
+public enum Severity { Error, Warning, Info }
+
+/// <summary>What `patch` writes into a thunk body (DESIGN.md §3 "Vendor forms").</summary>
+public enum Vendor { Generic, Amd, None }
+
+/// <summary>The body a thunk symbol was recognised as.</summary>
+public enum ThunkForm
+{
+    /// <summary>Full retpoline: call/pause/lfence/jmp/mov %reg,(%rsp)/ret (GCC or Clang layout).</summary>
+    Generic,
+    /// <summary>lfence; jmp *%reg.</summary>
+    Amd,
+    /// <summary>jmp *%reg.</summary>
+    None,
+    /// <summary>Return thunk: ret; int3.</summary>
+    Return,
+    /// <summary>Return thunk or memory thunk in retpoline style: call/pause/lfence/jmp/lea 8(%rsp),%rsp/ret.</summary>
+    GenericReturn,
+    /// <summary>LLVM's LVI thunk: lfence; jmp *%r11.</summary>
+    Lvi,
+}
+
+/// <summary>One indirect call or jump that was found and classified.</summary>
+public sealed record Finding(
+    FindingClass Class,
+    /// <summary>`symbol+0xoff`, or `section+0xoff` when no symbol covers the address, or `name@plt` for PLT entries.</summary>
+    string Function,
+    ulong Address,
+    /// <summary>Intel syntax text of the instruction, e.g. `call qword ptr [rax+8]`.</summary>
+    string Instruction,
+    /// <summary>Source file from DWARF .debug_line, when present.</summary>
+    string? SourceFile,
+    int? Line,
+    /// <summary>Extra context: PLT callers, the allow-list reason, the annotation, …</summary>
+    string? Detail = null,
+    /// <summary>Set when a RetpolineAllow rule matched: the finding stays listed but is not a diagnostic.</summary>
+    string? AllowedBy = null)
+{
+    /// <summary>`file:line` when known.</summary>
+    public string? Source => SourceFile is null ? null : Line is int l ? $"{SourceFile}:{l}" : SourceFile;
+}
+
+/// <summary>A defined thunk symbol and the body it was recognised as.</summary>
+public sealed record ThunkInfo(
+    string Name,
+    /// <summary>`rax` … `r15`; empty for `__x86_return_thunk` and the memory-operand thunk.</summary>
+    string Register,
+    ThunkForm Form,
+    ulong Address,
+    /// <summary>Bytes `patch` may rewrite (the recognised body plus the int3 fill a previous patch left).</summary>
+    int BodyLength,
+    /// <summary>Direct calls and jumps into the thunk found during the sweep.</summary>
+    int DirectReferences,
+    /// <summary>True when a shared library exports it with default visibility (it can be interposed).</summary>
+    bool Exported);
+
+/// <summary>A coded diagnostic about the file (findings that the policy rejects, thunk problems, notes).</summary>
+public sealed record Diagnostic(
+    string Code,
+    Severity Severity,
+    string Message,
+    ulong? Address = null,
+    string? Function = null,
+    string? SourceFile = null,
+    int? Line = null);
+
+/// <summary>A RetpolineAllow item: a symbol name or glob (`*`, `?`) and the reason it is allowed.</summary>
+public sealed record AllowRule(string Pattern, string Reason);
+
+public sealed class VerifyOptions
+{
+    /// <summary>ToolchainStartup findings become errors (RPL0003).</summary>
+    public bool Strict { get; init; }
+    public IReadOnlyList<AllowRule> Allow { get; init; } = Array.Empty<AllowRule>();
+    /// <summary>Decode sections in parallel (both cores). Tests may turn it off to compare.</summary>
+    public bool Parallel { get; init; } = true;
+}
+
+public enum ElfKind { Executable, PositionIndependentExecutable, SharedLibrary, Relocatable }
+
+public sealed class VerifyReport
+{
+    public required string Path { get; init; }
+    public required ElfKind Kind { get; init; }
+    /// <summary>Every indirect call/jmp decoded in executable sections, thunk bodies included.</summary>
+    public required int IndirectBranches { get; init; }
+    /// <summary>.note.gnu.property marks IBT / SHSTK.</summary>
+    public required bool Ibt { get; init; }
+    public required bool Shstk { get; init; }
+    public required bool HasSymbols { get; init; }
+    public required IReadOnlyList<Finding> Findings { get; init; }
+    public required IReadOnlyList<ThunkInfo> Thunks { get; init; }
+    public required IReadOnlyList<Diagnostic> Diagnostics { get; init; }
+
+    public bool HasErrors => Diagnostics.Any(d => d.Severity == Severity.Error);
+}
+
+/// <summary>One thunk body `patch` rewrote (or would rewrite with --dry-run).</summary>
+public sealed record ThunkPatch(string Name, ulong Address, long FileOffset, ThunkForm From, ThunkForm To, byte[] OldBytes, byte[] NewBytes);
+
+public sealed class PatchResult
+{
+    public required string Path { get; init; }
+    public required Vendor Vendor { get; init; }
+    /// <summary>Thunks whose bytes change (already-correct thunks are not listed).</summary>
+    public required IReadOnlyList<ThunkPatch> Changes { get; init; }
+    /// <summary>Thunks already in the requested form.</summary>
+    public required int Unchanged { get; init; }
+    /// <summary>False for --dry-run and when nothing changed (the file is not rewritten then).</summary>
+    public required bool Written { get; init; }
+    public IReadOnlyList<Diagnostic> Diagnostics { get; init; } = Array.Empty<Diagnostic>();
+}
+
+/// <summary>
+/// An input the engine cannot use (RPL01xx) or a patch it refuses: one line, a code, never a stack trace.
+/// </summary>
+public sealed class RetpolineException(string code, string path, string message) : Exception(message)
+{
+    public string Code { get; } = code;
+    public string FilePath { get; } = path;
+    /// <summary>`error RPL0101: file: not an ELF file`.</summary>
+    public string OneLine => $"error {Code}: {FilePath}: {Message}";
+}
