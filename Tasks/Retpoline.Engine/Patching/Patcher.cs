@@ -1,9 +1,70 @@
+using Retpoline.Elf;
+using Retpoline.X86;
+
 namespace Retpoline.Patching;
 
-/// <summary>Rewrites every recognised thunk body for a vendor, atomically, idempotently.</summary>
+/// <summary>
+/// Rewrites every recognised register thunk body for a vendor (the user-space counterpart of the kernel patching its
+/// thunks at boot). All-or-nothing: one unknown, mis-registered or too-small body refuses the whole file before any
+/// byte is written. Writes stay inside each thunk's recognised extent, inside its section; the file is replaced
+/// atomically; a file already in the requested form is not rewritten at all.
+/// </summary>
 public static class Patcher
 {
     /// <exception cref="RetpolineException">Unusable input (RPL01xx) or a refused patch (RPL0016): the file is untouched.</exception>
     public static PatchResult Patch(string path, Vendor vendor, bool dryRun = false)
-        => throw new NotImplementedException();
+    {
+        string target = AtomicFile.ResolveTarget(path);
+        var elf = ElfFile.Load(target);
+        var thunks = ThunkScanner.Find(elf, new SymbolIndex(elf)).Where(t => t.Parsed.IsPatchable).ToList();
+
+        var planned = new List<(LocatedThunk thunk, byte[] bytes)>();
+        foreach (var t in thunks)
+        {
+            if (t.Body is not { } body || body.Form is not (ThunkForm.Generic or ThunkForm.Amd or ThunkForm.None))
+                throw Refuse(path, t, $"has an unrecognised body ({Hex(elf.Data, t.FileOffset, (int)Math.Min(24, t.Section.EndAddress - t.Address))})");
+            if (body.Register != t.Parsed.Register)
+                throw Refuse(path, t, $"branches through %{Registers.Name(body.Register)}, not %{t.Parsed.RegisterName}");
+            bool notrack = t.Parsed.Kind == ThunkKind.RegisterNoTrack;
+            int needed = ThunkBody.Needed(vendor, t.Parsed.Register, notrack);
+            if (t.Extent < needed) throw Refuse(path, t, $"is {t.Extent} bytes; the {vendor} form needs {needed}");
+            // Every write is bounded by the thunk's extent, which the scanner bounded by its section.
+            if (t.FileOffset < t.Section.FileOffset || t.FileOffset + t.Extent > t.Section.FileOffset + t.Section.Size)
+                throw Refuse(path, t, "lies outside its section");
+            planned.Add((t, ThunkBody.Encode(vendor, t.Parsed.Register, t.Extent, notrack)));
+        }
+
+        var changes = new List<ThunkPatch>();
+        foreach (var (t, bytes) in planned)
+        {
+            var old = elf.Data.AsSpan((int)t.FileOffset, t.Extent);
+            if (old.SequenceEqual(bytes)) continue;
+            changes.Add(new ThunkPatch(t.Name, t.Address, t.FileOffset, t.Body!.Value.Form, ToForm(vendor), old.ToArray(), bytes));
+        }
+
+        bool write = changes.Count > 0 && !dryRun;
+        if (write)
+        {
+            var data = elf.Data; // our own copy of the file: patch it in memory, then replace the file whole
+            foreach (var c in changes) c.NewBytes.CopyTo(data, c.FileOffset);
+            AtomicFile.Replace(target, data);
+        }
+
+        var diagnostics = new List<Diagnostic>();
+        if (vendor == Vendor.Amd)
+            diagnostics.Add(new Diagnostic(Codes.AmdVendor, Severity.Warning, AmdWarning));
+        return new PatchResult { Path = path, Vendor = vendor, Changes = changes, Unchanged = planned.Count - changes.Count, Written = write, Diagnostics = diagnostics };
+    }
+
+    public const string AmdWarning =
+        "vendor Amd writes 'lfence; jmp *%reg', which AMD stopped recommending in March 2022 (it leaves a race window); " +
+        "Linux and Xen now use the Generic retpoline on AMD and keep lfence only as an explicit choice. Use Generic unless you mean this";
+
+    static ThunkForm ToForm(Vendor v) => v switch { Vendor.Amd => ThunkForm.Amd, Vendor.None => ThunkForm.None, _ => ThunkForm.Generic };
+
+    static RetpolineException Refuse(string path, LocatedThunk t, string why)
+        => new(Codes.PatchRefused, path, $"thunk '{t.Name}' at 0x{t.Address:x} {why}; refusing to patch this file (nothing was written)");
+
+    static string Hex(byte[] data, long offset, int count)
+        => string.Join(' ', data.Skip((int)offset).Take(Math.Max(0, count)).Select(b => b.ToString("x2")));
 }

@@ -1,0 +1,224 @@
+using System.Buffers.Binary;
+using ELFSharp.ELF;
+using ELFSharp.ELF.Sections;
+
+namespace Retpoline.Elf;
+
+/// <summary>
+/// A 64-bit little-endian x86-64 ELF file held in memory once. The headers are validated by hand before ELFSharp
+/// sees them (ELFSharp trusts offsets and sizes; hostile input must become one coded line, not an exception deep
+/// inside a reader). Section bytes are never copied: the sweep and the patcher read <see cref="Data"/> by offset.
+/// </summary>
+public sealed class ElfFile
+{
+    const int EhdrSize = 64, ShdrSize = 64, PhdrSize = 56, SymSize = 24, RelaSize = 24;
+    const ushort ET_REL = 1, ET_EXEC = 2, ET_DYN = 3, EM_X86_64 = 62;
+    const uint PT_INTERP = 3;
+
+    public string Path { get; }
+    public byte[] Data { get; }
+    public ElfKind Kind { get; }
+    public IReadOnlyList<ElfSection> Sections { get; }
+    /// <summary>.symtab when present, else .dynsym: the names a reader of the binary expects.</summary>
+    public IReadOnlyList<ElfSymbol> Symbols { get; }
+    public IReadOnlyList<ElfSymbol> DynamicSymbols { get; }
+    public bool HasStaticSymbols { get; }
+    public IReadOnlyList<ElfRelocation> DynamicRelocations { get; }
+
+    ElfFile(string path, byte[] data, ElfKind kind, IReadOnlyList<ElfSection> sections, IReadOnlyList<ElfSymbol> symtab,
+        IReadOnlyList<ElfSymbol> dynsym, IReadOnlyList<ElfRelocation> relocations)
+    {
+        Path = path; Data = data; Kind = kind; Sections = sections;
+        HasStaticSymbols = symtab.Count > 0;
+        Symbols = HasStaticSymbols ? symtab : dynsym;
+        DynamicSymbols = dynsym; DynamicRelocations = relocations;
+    }
+
+    public ElfSection? FindSection(string name) => Sections.FirstOrDefault(s => s.Name == name);
+
+    public ElfSection? SectionAt(ulong address)
+    {
+        foreach (var s in Sections)
+            if ((s.Flags & ElfSection.SHF_ALLOC) != 0 && s.ContainsAddress(address)) return s;
+        return null;
+    }
+
+    public ReadOnlySpan<byte> Bytes(ElfSection s) => s.HasFileBytes ? Data.AsSpan(checked((int)s.FileOffset), checked((int)s.Size)) : default;
+
+    /// <summary>Reads and validates a file. Every failure is a <see cref="RetpolineException"/> with an RPL01xx code.</summary>
+    public static ElfFile Load(string path)
+    {
+        byte[] data = ReadAll(path);
+        return Parse(path, data);
+    }
+
+    static byte[] ReadAll(string path)
+    {
+        if (Directory.Exists(path)) throw new RetpolineException(Codes.FileNotFound, path, "is a directory, not an ELF file");
+        if (!File.Exists(path)) throw new RetpolineException(Codes.FileNotFound, path, "no such file");
+        try
+        {
+            var info = new FileInfo(path);
+            // A single File.ReadAllBytes is limited to 2 GiB; an ELF that large is not something we verify.
+            if (info.Length > int.MaxValue) throw new RetpolineException(Codes.Truncated, path, $"file is too large ({info.Length} bytes)");
+            return File.ReadAllBytes(path);
+        }
+        catch (UnauthorizedAccessException) { throw new RetpolineException(Codes.IoError, path, "permission denied"); }
+        catch (IOException e) { throw new RetpolineException(Codes.IoError, path, $"cannot read: {e.Message}"); }
+    }
+
+    public static ElfFile Parse(string path, byte[] data)
+    {
+        ReadOnlySpan<byte> d = data;
+        if (d.Length == 0) throw new RetpolineException(Codes.NotElf, path, "empty file, not an ELF file");
+        if (d.Length < 4 || d[0] != 0x7f || d[1] != (byte)'E' || d[2] != (byte)'L' || d[3] != (byte)'F')
+            throw new RetpolineException(Codes.NotElf, path, "not an ELF file (bad magic)");
+        if (d.Length < EhdrSize) throw new RetpolineException(Codes.Truncated, path, $"truncated ELF header ({d.Length} of {EhdrSize} bytes)");
+        if (d[4] != 2) throw new RetpolineException(Codes.NotElf64, path, d[4] == 1 ? "32-bit ELF (ELFCLASS32); only x86-64 ELF64 is supported" : $"invalid ELF class {d[4]}");
+        if (d[5] != 1) throw new RetpolineException(Codes.NotX86_64, path, "big-endian ELF; only little-endian x86-64 is supported");
+        ushort type = U16(d, 16), machine = U16(d, 18);
+        if (machine != EM_X86_64) throw new RetpolineException(Codes.NotX86_64, path, $"machine {MachineName(machine)}, not x86-64");
+        if (type is not (ET_REL or ET_EXEC or ET_DYN))
+            throw new RetpolineException(Codes.NotElf, path, type == 4 ? "core dump, not an executable, shared library or object" : $"unsupported ELF type {type}");
+
+        ulong phoff = U64(d, 32), shoff = U64(d, 40);
+        ushort phentsize = U16(d, 54), phnum = U16(d, 56), shentsize = U16(d, 58), shnum = U16(d, 60), shstrndx = U16(d, 62);
+        if (shnum == 0 || shoff == 0)
+            throw new RetpolineException(Codes.BadSectionTable, path, "no section headers (sstrip'd?); cannot locate code");
+        if (shentsize != ShdrSize) throw new RetpolineException(Codes.BadSectionTable, path, $"section header size {shentsize}, expected {ShdrSize}");
+        if (!InFile(d.Length, shoff, (ulong)shnum * ShdrSize))
+            throw new RetpolineException(Codes.Truncated, path, $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the file ({d.Length} bytes)");
+        if (shstrndx == 0 || shstrndx >= shnum) throw new RetpolineException(Codes.BadSectionTable, path, $"section name table index {shstrndx} out of range");
+
+        bool hasInterp = false;
+        if (phnum > 0 && type != ET_REL)
+        {
+            if (phentsize != PhdrSize || !InFile(d.Length, phoff, (ulong)phnum * PhdrSize))
+                throw new RetpolineException(Codes.Truncated, path, "program header table extends past the end of the file");
+            for (int i = 0; i < phnum; i++)
+                if (U32(d, (int)phoff + i * PhdrSize) == PT_INTERP) hasInterp = true;
+        }
+
+        var raw = new (uint name, uint type, ulong flags, ulong addr, ulong off, ulong size, uint link, ulong entsize)[shnum];
+        for (int i = 0; i < shnum; i++)
+        {
+            int o = (int)shoff + i * ShdrSize;
+            raw[i] = (U32(d, o), U32(d, o + 4), U64(d, o + 8), U64(d, o + 16), U64(d, o + 24), U64(d, o + 32), U32(d, o + 40), U64(d, o + 56));
+            if (i == 0) continue;
+            var r = raw[i];
+            if (r.type != ElfSection.SHT_NOBITS && r.size > 0 && !InFile(d.Length, r.off, r.size))
+                throw new RetpolineException(Codes.Truncated, path, $"section {i} (0x{r.off:x}+0x{r.size:x}) extends past the end of the file ({d.Length} bytes)");
+            if ((r.flags & ElfSection.SHF_EXECINSTR) != 0 && r.addr + r.size < r.addr)
+                throw new RetpolineException(Codes.BadSectionTable, path, $"section {i} address range wraps around");
+            if (r.link >= shnum) throw new RetpolineException(Codes.BadSectionTable, path, $"section {i} links to section {r.link}, past the {shnum} sections");
+        }
+        CheckNoOverlap(path, raw);
+
+        var strtab = raw[shstrndx];
+        if (strtab.type != ElfSection.SHT_STRTAB) throw new RetpolineException(Codes.BadSectionTable, path, "section name table is not a string table");
+        var sections = new ElfSection[shnum];
+        for (int i = 0; i < shnum; i++)
+        {
+            var r = raw[i];
+            string name = i == 0 ? "" : CString(d, strtab.off, strtab.size, r.name)
+                ?? throw new RetpolineException(Codes.BadSectionTable, path, $"section {i} name offset {r.name} is outside the name table");
+            sections[i] = new ElfSection(i, name, r.type, r.flags, r.addr, (long)r.off, (long)r.size, r.entsize, r.link);
+        }
+
+        // Symbol tables must be well-formed before ELFSharp reads them.
+        foreach (var s in sections)
+        {
+            if (s.Type is not (ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM)) continue;
+            if (s.EntrySize != SymSize || s.Size % SymSize != 0)
+                throw new RetpolineException(Codes.BadSymbolTable, path, $"symbol table {s.Name} has entry size {s.EntrySize} and size {s.Size}");
+            if (sections[s.Link].Type != ElfSection.SHT_STRTAB)
+                throw new RetpolineException(Codes.BadSymbolTable, path, $"symbol table {s.Name} does not link to a string table");
+        }
+
+        var (symtab, dynsym) = ReadSymbols(path, data, sections);
+        var relocations = ReadDynamicRelocations(d, sections, dynsym.Count);
+        var kind = type switch
+        {
+            ET_REL => ElfKind.Relocatable,
+            ET_EXEC => ElfKind.Executable,
+            _ => hasInterp ? ElfKind.PositionIndependentExecutable : ElfKind.SharedLibrary,
+        };
+        return new ElfFile(path, data, kind, sections, symtab, dynsym, relocations);
+    }
+
+    static void CheckNoOverlap(string path, (uint name, uint type, ulong flags, ulong addr, ulong off, ulong size, uint link, ulong entsize)[] raw)
+    {
+        // Two sections sharing file bytes would let a patch of one corrupt the other.
+        var spans = new List<(ulong off, ulong end, int index)>();
+        for (int i = 1; i < raw.Length; i++)
+            if (raw[i].type != ElfSection.SHT_NOBITS && raw[i].size > 0) spans.Add((raw[i].off, raw[i].off + raw[i].size, i));
+        spans.Sort();
+        for (int i = 1; i < spans.Count; i++)
+            if (spans[i].off < spans[i - 1].end)
+                throw new RetpolineException(Codes.BadSectionTable, path, $"sections {spans[i - 1].index} and {spans[i].index} overlap in the file");
+    }
+
+    static (List<ElfSymbol> symtab, List<ElfSymbol> dynsym) ReadSymbols(string path, byte[] data, ElfSection[] sections)
+    {
+        var symtab = new List<ElfSymbol>();
+        var dynsym = new List<ElfSymbol>();
+        if (!sections.Any(s => s.Type is ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM)) return (symtab, dynsym);
+        try
+        {
+            using var stream = new MemoryStream(data, writable: false);
+            var elf = ELFReader.Load<ulong>(stream, shouldOwnStream: false);
+            foreach (var section in elf.Sections)
+            {
+                if (section is not ISymbolTable table) continue;
+                var target = section.Type == SectionType.DynamicSymbolTable ? dynsym : section.Type == SectionType.SymbolTable ? symtab : null;
+                if (target is null || target.Count > 0) continue;
+                foreach (var e in table.Entries.Cast<SymbolEntry<ulong>>())
+                    target.Add(new ElfSymbol(e.Name ?? "", e.Value, e.Size, (byte)e.Type, (byte)e.Binding, (byte)e.Visibility, e.PointedSectionIndex));
+            }
+        }
+        catch (Exception e) when (e is not RetpolineException)
+        {
+            throw new RetpolineException(Codes.BadSymbolTable, path, $"unreadable symbol table ({e.GetType().Name}: {FirstLine(e.Message)})");
+        }
+        return (symtab, dynsym);
+    }
+
+    static List<ElfRelocation> ReadDynamicRelocations(ReadOnlySpan<byte> d, ElfSection[] sections, int dynsymCount)
+    {
+        var list = new List<ElfRelocation>();
+        foreach (var s in sections)
+        {
+            if (s.Type != ElfSection.SHT_RELA || (s.Flags & ElfSection.SHF_ALLOC) == 0 || s.Size % RelaSize != 0) continue;
+            for (long o = s.FileOffset; o + RelaSize <= s.FileOffset + s.Size; o += RelaSize)
+            {
+                ulong info = U64(d, (int)o + 8);
+                uint sym = (uint)(info >> 32);
+                list.Add(new ElfRelocation(U64(d, (int)o), sym < dynsymCount ? sym : 0, (uint)info));
+            }
+        }
+        return list;
+    }
+
+    static bool InFile(int length, ulong offset, ulong size) => offset <= (ulong)length && size <= (ulong)length - offset;
+
+    static string? CString(ReadOnlySpan<byte> d, ulong tableOffset, ulong tableSize, uint at)
+    {
+        if (at >= tableSize) return null;
+        var s = d.Slice((int)(tableOffset + at), (int)(tableSize - at));
+        int end = s.IndexOf((byte)0);
+        if (end < 0) return null;
+        return System.Text.Encoding.UTF8.GetString(s[..end]);
+    }
+
+    static string FirstLine(string s) { int i = s.IndexOf('\n'); return i < 0 ? s : s[..i]; }
+
+    static string MachineName(ushort m) => m switch
+    {
+        3 => "i386 (EM_386)", 40 => "ARM (EM_ARM)", 183 => "AArch64 (EM_AARCH64)", 243 => "RISC-V (EM_RISCV)",
+        8 => "MIPS (EM_MIPS)", 21 => "PowerPC64 (EM_PPC64)", 22 => "s390 (EM_S390)", _ => $"{m}",
+    };
+
+    internal static ushort U16(ReadOnlySpan<byte> d, int o) => BinaryPrimitives.ReadUInt16LittleEndian(d[o..]);
+    internal static uint U32(ReadOnlySpan<byte> d, int o) => BinaryPrimitives.ReadUInt32LittleEndian(d[o..]);
+    internal static ulong U64(ReadOnlySpan<byte> d, int o) => BinaryPrimitives.ReadUInt64LittleEndian(d[o..]);
+}
