@@ -109,9 +109,21 @@ public sealed class VerifyReport
     public required bool HasSymbols { get; init; }
     public required IReadOnlyList<Finding> Findings { get; init; }
     public required IReadOnlyList<ThunkInfo> Thunks { get; init; }
-    public required IReadOnlyList<Diagnostic> Diagnostics { get; init; }
+    /// <summary>Problems with the file itself: thunks (RPL001x), SHSTK, …; not the per-finding ones.</summary>
+    public required IReadOnlyList<Diagnostic> FileDiagnostics { get; init; }
+    /// <summary>Whether ToolchainStartup findings are errors (RPL0003).</summary>
+    public required bool Strict { get; init; }
 
-    public bool HasErrors => Diagnostics.Any(d => d.Severity == Severity.Error);
+    IReadOnlyList<Diagnostic>? diagnostics;
+
+    /// <summary>
+    /// Every diagnostic: one per finding the policy rejects (RPL0001/2/3, in address order), then the file's own.
+    /// Built on first use: an unmitigated library has tens of thousands of findings, and a caller that only needs
+    /// the verdict, the counts or the JSON should not pay for the message text.
+    /// </summary>
+    public IReadOnlyList<Diagnostic> Diagnostics => diagnostics ??= Policy.FindingDiagnostics.For(Findings, Strict).Concat(FileDiagnostics).ToList();
+
+    public bool HasErrors => FileDiagnostics.Any(d => d.Severity == Severity.Error) || Findings.Any(f => Policy.FindingDiagnostics.IsError(f, Strict));
 }
 
 /// <summary>One thunk body `patch` rewrote (or would rewrite with --dry-run).</summary>

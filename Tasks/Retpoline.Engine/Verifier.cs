@@ -28,52 +28,50 @@ public static class Verifier
 
         var exec = elf.Sections.Where(s => s.IsExecutable).ToList();
         var plt = linked ? exec.Where(s => PltSections.Contains(s.Name)).ToList() : [];
-        var thunkStarts = new HashSet<ulong>(thunks.Select(t => t.Address));
-        bool Interesting(ulong target)
-        {
-            if (thunkStarts.Contains(target)) return true;
-            foreach (var s in plt) if (s.ContainsAddress(target)) return true;
-            return false;
-        }
-        var sweep = CodeSweep.Run(elf, exec, symbols.Starts, linked ? Interesting : null, options.Parallel);
+        var targets = linked
+            ? new TargetFilter(plt.Select(s => (s.Address, s.EndAddress)).ToArray(), thunks.Select(t => t.Address).ToHashSet())
+            : TargetFilter.Nothing; // ET_REL branch targets are unrelocated placeholders
+        var sweep = CodeSweep.Run(elf, exec, symbols.Starts, targets, options.Parallel);
 
         var lines = linked ? SourceLines.Read(elf) : null;
-        var formatter = NewFormatter();
-        var findings = new List<Finding>();
+        var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
+        var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
+        var userBranches = new List<SweptBranch>();
         var pltJumps = new List<SweptBranch>();
         foreach (var b in sweep.Indirect)
         {
             ulong ip = b.Instruction.IP;
-            if (thunks.Any(t => t.Section.Index == b.Section && t.Body is not null && ip >= t.Address && ip < t.Address + (ulong)t.Extent))
-                continue; // the inside of a recognised thunk is the mitigation itself
-            if (plt.Any(s => s.Index == b.Section)) { pltJumps.Add(b); continue; }
-            var (name, offset, _) = symbols.Locate(b.Section, ip);
-            var cls = StartupFunctions.Contains(name) ? FindingClass.ToolchainStartup : FindingClass.UserCode;
-            string? file = null; int? line = null;
-            if (lines is not null && lines.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
-            findings.Add(new Finding(cls, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line));
+            if (InThunk(thunkRanges, b.Section, ip)) continue; // the inside of a recognised thunk is the mitigation itself
+            (pltIndexes.Contains(b.Section) ? pltJumps : userBranches).Add(b);
         }
-        findings.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, formatter));
-        findings = ApplyAllowList(findings, options.Allow);
-        findings.Sort((a, b) => a.Address.CompareTo(b.Address));
 
-        var diagnostics = new List<Diagnostic>();
-        foreach (var f in findings)
+        // Naming, formatting and line lookup cost more than the sweep on an unmitigated library (every branch is a
+        // finding), so they run on both cores too, each worker with its own formatter; the order is kept.
+        var findings = new Finding[userBranches.Count];
+        Parallel.For(0, (findings.Length + 4095) / 4096, ParallelOptionsFor(options), NewFormatter, (chunk, _, formatter) =>
         {
-            if (f.AllowedBy is not null) continue;
-            switch (f.Class)
+            for (int i = chunk * 4096, end = Math.Min(findings.Length, i + 4096); i < end; i++)
             {
-                case FindingClass.UserCode: diagnostics.Add(FindingDiagnostic(Codes.UserCode, Messages.UserCode(f), f)); break;
-                case FindingClass.Plt: diagnostics.Add(FindingDiagnostic(Codes.Plt, Messages.Plt(f), f)); break;
-                case FindingClass.ToolchainStartup when options.Strict: diagnostics.Add(FindingDiagnostic(Codes.ToolchainStartup, Messages.Startup(f), f)); break;
+                var b = userBranches[i];
+                ulong ip = b.Instruction.IP;
+                var (name, offset, _) = symbols.Locate(b.Section, ip);
+                var cls = StartupFunctions.Contains(name) ? FindingClass.ToolchainStartup : FindingClass.UserCode;
+                string? file = null; int? line = null;
+                if (lines is not null && lines.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
+                findings[i] = new Finding(cls, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line);
             }
-        }
+            return formatter;
+        }, _ => { });
+        var all = new List<Finding>(findings.Length + pltJumps.Count);
+        all.AddRange(findings);
+        all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter()));
+        all = ApplyAllowList(all, options.Allow);
+        all = all.OrderBy(f => f.Address).ToList(); // stable: equal addresses (ET_REL sections) keep sweep order
 
         var (ibt, shstk) = GnuProperties.Read(elf);
         var references = sweep.References.GroupBy(r => r.To).ToDictionary(g => g.Key, g => g.Count());
         var thunkInfos = thunks.Select(t => new ThunkInfo(t.Name, t.Parsed.RegisterName, t.Body?.Form ?? ThunkForm.Generic, t.Address, t.Extent,
             references.GetValueOrDefault(t.Address), t.Exported)).ToList();
-        diagnostics.AddRange(ThunkChecks.Run(elf, thunks, shstk));
 
         return new VerifyReport
         {
@@ -83,9 +81,10 @@ public static class Verifier
             Ibt = ibt,
             Shstk = shstk,
             HasSymbols = elf.Symbols.Count > 0,
-            Findings = findings,
+            Findings = all,
             Thunks = thunkInfos.Where((_, i) => thunks[i].Body is not null).ToList(),
-            Diagnostics = diagnostics,
+            FileDiagnostics = ThunkChecks.Run(elf, thunks, shstk).ToList(),
+            Strict = options.Strict,
         };
     }
 
@@ -98,18 +97,19 @@ public static class Verifier
     {
         if (jumps.Count == 0) yield break;
         var bySection = jumps.GroupBy(j => j.Section).ToDictionary(g => g.Key, g => g.Select(j => j.Instruction.IP).OrderBy(a => a).ToArray());
-        var callers = new Dictionary<ulong, SortedSet<string>>();
+        var callers = new Dictionary<ulong, HashSet<string>>();
+        var pltSections = bySection.Keys.Select(i => elf.Sections[i]).ToArray();
         foreach (var r in sweep.References)
         {
-            var target = elf.SectionAt(r.To);
-            if (target is null || !bySection.TryGetValue(target.Index, out var addresses)) continue;
+            if (PltSections.Contains(elf.Sections[r.Section].Name)) continue; // lazy stubs jumping to the header
+            var target = Array.Find(pltSections, s => s.ContainsAddress(r.To));
+            if (target is null) continue;
+            var addresses = bySection[target.Index];
             int i = Array.BinarySearch(addresses, r.To);
             if (i < 0) i = ~i;
             if (i >= addresses.Length || addresses[i] - r.To >= PltHeaderSize) continue;
             var caller = symbols.Locate(r.Section, r.From);
-            var callerSection = elf.Sections[r.Section];
-            if (PltSections.Contains(callerSection.Name)) continue; // lazy stubs jumping to the header
-            if (!callers.TryGetValue(addresses[i], out var set)) callers[addresses[i]] = set = new SortedSet<string>(StringComparer.Ordinal);
+            if (!callers.TryGetValue(addresses[i], out var set)) callers[addresses[i]] = set = new HashSet<string>(StringComparer.Ordinal);
             set.Add(caller.isSymbol ? caller.name : SymbolIndex.Format(caller.name, caller.offset));
         }
 
@@ -133,7 +133,7 @@ public static class Verifier
                 ? n + "@plt" : SymbolIndex.Format(section.Name, ip - section.Address);
             var who = callers.GetValueOrDefault(ip);
             bool startupOnly = who is { Count: > 0 } && who.All(StartupFunctions.Contains);
-            string detail = who is { Count: > 0 } ? "called from " + string.Join(", ", who) : "no direct callers: its address is taken";
+            string detail = who is { Count: > 0 } ? "called from " + string.Join(", ", who.Order(StringComparer.Ordinal)) : "no direct callers: its address is taken";
             entries.Add(new Finding(startupOnly ? FindingClass.ToolchainStartup : FindingClass.Plt, name, ip, text, null, null, detail));
         }
         foreach (var e in entries) yield return e;
@@ -142,6 +142,15 @@ public static class Verifier
                 ? header with { Class = FindingClass.Plt, Detail = "lazy-binding PLT header, reached through the PLT entries user code calls" }
                 : header;
     }
+
+    static bool InThunk((int section, ulong start, ulong end)[] ranges, int section, ulong ip)
+    {
+        foreach (var r in ranges)
+            if (r.section == section && ip >= r.start && ip < r.end) return true;
+        return false;
+    }
+
+    static ParallelOptions ParallelOptionsFor(VerifyOptions o) => new() { MaxDegreeOfParallelism = o.Parallel ? Environment.ProcessorCount : 1 };
 
     static List<Finding> ApplyAllowList(List<Finding> findings, IReadOnlyList<AllowRule> rules)
     {
@@ -153,9 +162,6 @@ public static class Verifier
             return rule is null ? f : f with { AllowedBy = rule.Reason };
         }).ToList();
     }
-
-    static Diagnostic FindingDiagnostic(string code, string message, Finding f)
-        => new(code, Severity.Error, message, f.Address, f.Function, f.SourceFile, f.Line);
 
     static Formatter NewFormatter()
     {

@@ -46,25 +46,80 @@ public sealed class ElfFile
     public ReadOnlySpan<byte> Bytes(ElfSection s) => s.HasFileBytes ? Data.AsSpan(checked((int)s.FileOffset), checked((int)s.Size)) : default;
 
     /// <summary>Reads and validates a file. Every failure is a <see cref="RetpolineException"/> with an RPL01xx code.</summary>
-    public static ElfFile Load(string path)
-    {
-        byte[] data = ReadAll(path);
-        return Parse(path, data);
-    }
-
-    static byte[] ReadAll(string path)
+    /// <param name="wholeFile">
+    /// True when the caller will write the bytes back (patch). Otherwise only the sections verify reads are loaded
+    /// (code, symbols, strings, notes, relocations, line tables) into a buffer laid out like the file: on a large
+    /// library that skips more than half the bytes (.rodata, .eh_frame, debug info other than lines).
+    /// </param>
+    public static ElfFile Load(string path, bool wholeFile = false)
     {
         if (Directory.Exists(path)) throw new RetpolineException(Codes.FileNotFound, path, "is a directory, not an ELF file");
         if (!File.Exists(path)) throw new RetpolineException(Codes.FileNotFound, path, "no such file");
         try
         {
-            var info = new FileInfo(path);
-            // A single File.ReadAllBytes is limited to 2 GiB; an ELF that large is not something we verify.
-            if (info.Length > int.MaxValue) throw new RetpolineException(Codes.Truncated, path, $"file is too large ({info.Length} bytes)");
-            return File.ReadAllBytes(path);
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            long length = RandomAccess.GetLength(handle);
+            // Buffers are limited to 2 GiB; an ELF that large is not something we verify.
+            if (length > int.MaxValue) throw new RetpolineException(Codes.Truncated, path, $"file is too large ({length} bytes)");
+            var data = new byte[length];
+            if (wholeFile || length < 1 << 20)
+                ReadRange(handle, data, 0, data.Length);
+            else
+                ReadNeeded(handle, data);
+            return Parse(path, data);
         }
         catch (UnauthorizedAccessException) { throw new RetpolineException(Codes.IoError, path, "permission denied"); }
         catch (IOException e) { throw new RetpolineException(Codes.IoError, path, $"cannot read: {e.Message}"); }
+    }
+
+    static void ReadRange(Microsoft.Win32.SafeHandles.SafeFileHandle handle, byte[] data, long offset, int size)
+    {
+        int done = 0;
+        while (done < size)
+        {
+            int n = RandomAccess.Read(handle, data.AsSpan((int)offset + done, size - done), offset + done);
+            if (n <= 0) throw new IOException("file shrank while it was read");
+            done += n;
+        }
+    }
+
+    /// <summary>
+    /// Reads the ranges verify needs: headers first, then the section name table, then the sections themselves.
+    /// Anything implausible is skipped here: <see cref="Parse"/> validates for real and reports it.
+    /// </summary>
+    static void ReadNeeded(Microsoft.Win32.SafeHandles.SafeFileHandle handle, byte[] data)
+    {
+        ReadRange(handle, data, 0, Math.Min(data.Length, EhdrSize));
+        if (data.Length < EhdrSize || data[4] != 2 || data[5] != 1) return;
+        ulong phoff = U64(data, 32), shoff = U64(data, 40);
+        ushort phnum = U16(data, 56), shnum = U16(data, 60), shstrndx = U16(data, 62);
+        if (InFile(data.Length, phoff, (ulong)phnum * PhdrSize)) ReadRange(handle, data, (long)phoff, phnum * PhdrSize);
+        if (!InFile(data.Length, shoff, (ulong)shnum * ShdrSize)) return;
+        ReadRange(handle, data, (long)shoff, shnum * ShdrSize);
+
+        (uint name, uint type, ulong flags, ulong off, ulong size, uint link) Header(int i)
+        {
+            int o = (int)shoff + i * ShdrSize;
+            return (U32(data, o), U32(data, o + 4), U64(data, o + 8), U64(data, o + 24), U64(data, o + 32), U32(data, o + 40));
+        }
+        bool Usable((uint name, uint type, ulong flags, ulong off, ulong size, uint link) h)
+            => h.type != ElfSection.SHT_NOBITS && h.size > 0 && InFile(data.Length, h.off, h.size);
+
+        var names = shstrndx > 0 && shstrndx < shnum ? Header(shstrndx) : default;
+        if (Usable(names)) ReadRange(handle, data, (long)names.off, (int)names.size);
+        var needed = new bool[shnum];
+        for (int i = 1; i < shnum; i++)
+        {
+            var h = Header(i);
+            if (!Usable(h)) continue;
+            bool symbols = h.type is ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM;
+            if ((h.flags & ElfSection.SHF_EXECINSTR) != 0 || symbols || h.type is ElfSection.SHT_NOTE or ElfSection.SHT_RELA or 6 /* SHT_DYNAMIC */
+                || (Usable(names) && CString(data, names.off, names.size, h.name) is ".debug_line" or ".debug_line_str" or ".debug_str"))
+                needed[i] = true;
+            if (symbols && h.link < shnum) needed[h.link] = true; // the symbol names
+        }
+        for (int i = 1; i < shnum; i++)
+            if (needed[i] && i != shstrndx && Usable(Header(i))) ReadRange(handle, data, (long)Header(i).off, (int)Header(i).size);
     }
 
     public static ElfFile Parse(string path, byte[] data)

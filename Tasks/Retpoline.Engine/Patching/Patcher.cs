@@ -15,7 +15,7 @@ public static class Patcher
     public static PatchResult Patch(string path, Vendor vendor, bool dryRun = false)
     {
         string target = AtomicFile.ResolveTarget(path);
-        var elf = ElfFile.Load(target);
+        var elf = ElfFile.Load(target, wholeFile: true);
         var thunks = ThunkScanner.Find(elf, new SymbolIndex(elf)).Where(t => t.Parsed.IsPatchable).ToList();
 
         var planned = new List<(LocatedThunk thunk, byte[] bytes)>();

@@ -9,6 +9,29 @@ public readonly record struct SweptBranch(int Section, Instruction Instruction);
 /// <summary>A direct call/jmp/jcc whose target the caller asked about (a PLT entry or a thunk).</summary>
 public readonly record struct DirectReference(int Section, ulong From, ulong To);
 
+/// <summary>
+/// Which direct branch targets the sweep records: every branch into a thunk (each one counts), and branches into
+/// the PLT (once per calling symbol region and target: the classifier only asks who calls an entry).
+/// </summary>
+public sealed class TargetFilter((ulong start, ulong end)[] pltRanges, IReadOnlySet<ulong> thunkStarts)
+{
+    readonly ulong low = pltRanges.Length == 0 ? ulong.MaxValue : pltRanges.Min(r => r.start);
+    readonly ulong high = pltRanges.Length == 0 ? 0 : pltRanges.Max(r => r.end);
+    readonly ulong thunkLow = thunkStarts.Count == 0 ? ulong.MaxValue : thunkStarts.Min();
+    readonly ulong thunkHigh = thunkStarts.Count == 0 ? 0 : thunkStarts.Max();
+
+    public static readonly TargetFilter Nothing = new([], new HashSet<ulong>());
+
+    public bool IsPlt(ulong target)
+    {
+        if (target < low || target >= high) return false;
+        foreach (var (start, end) in pltRanges) if (target >= start && target < end) return true;
+        return false;
+    }
+
+    public bool IsThunk(ulong target) => target >= thunkLow && target <= thunkHigh && thunkStarts.Contains(target);
+}
+
 /// <summary>What one sweep over every executable section found.</summary>
 public sealed class SweepResult(List<SweptBranch> indirect, List<DirectReference> references)
 {
@@ -32,9 +55,8 @@ public static class CodeSweep
     const int SkipZeroes = 8, SkipZeroesAtEnd = 3;
 
     /// <param name="restarts">Per section: sorted, distinct symbol addresses inside it.</param>
-    /// <param name="isInterestingTarget">Asked for each direct branch target; must be thread-safe and cheap.</param>
     public static SweepResult Run(ElfFile elf, IReadOnlyList<ElfSection> sections, Func<ElfSection, ulong[]> restarts,
-        Func<ulong, bool>? isInterestingTarget, bool parallel)
+        TargetFilter targets, bool parallel)
     {
         var chunks = new List<(ElfSection section, ulong[] bounds)>();
         foreach (var s in sections) Cut(s, restarts(s), chunks);
@@ -44,7 +66,7 @@ public static class CodeSweep
         void Work(int i)
         {
             var (s, bounds) = chunks[i];
-            (indirect[i], refs[i]) = SweepChunk(elf.Data, s, bounds, isInterestingTarget);
+            (indirect[i], refs[i]) = SweepChunk(elf.Data, s, bounds, targets);
         }
         if (parallel && chunks.Count > 1)
             Parallel.For(0, chunks.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, Work);
@@ -76,17 +98,19 @@ public static class CodeSweep
         }
     }
 
-    static (List<SweptBranch>, List<DirectReference>) SweepChunk(byte[] data, ElfSection s, ulong[] bounds, Func<ulong, bool>? interesting)
+    static (List<SweptBranch>, List<DirectReference>) SweepChunk(byte[] data, ElfSection s, ulong[] bounds, TargetFilter targets)
     {
         var indirect = new List<SweptBranch>();
         var refs = new List<DirectReference>();
         var reader = new ByteArrayCodeReader(data, (int)s.FileOffset, (int)s.Size);
         var decoder = Decoder.Create(64, reader, s.Address, DecoderOptions.None);
         long baseOffset = s.FileOffset;
+        var pltSeen = new HashSet<ulong>();
 
         for (int r = 0; r + 1 < bounds.Length; r++)
         {
             ulong ip = bounds[r], stop = bounds[r + 1];
+            pltSeen.Clear();
             reader.Position = (int)(ip - s.Address);
             decoder.IP = ip;
             while (ip < stop)
@@ -130,8 +154,9 @@ public static class CodeSweep
                     case FlowControl.Call:
                     case FlowControl.UnconditionalBranch:
                     case FlowControl.ConditionalBranch:
-                        if (interesting is not null && instr.IsIPRelativeMemoryOperand == false && interesting(instr.NearBranchTarget))
-                            refs.Add(new DirectReference(s.Index, instr.IP, instr.NearBranchTarget));
+                        ulong target = instr.NearBranchTarget;
+                        if (targets.IsThunk(target) || (targets.IsPlt(target) && pltSeen.Add(target)))
+                            refs.Add(new DirectReference(s.Index, instr.IP, target));
                         break;
                 }
             }
