@@ -91,6 +91,8 @@ public sealed class VerifyOptions
     /// <summary>ToolchainStartup findings become errors (RPL0003).</summary>
     public bool Strict { get; init; }
     public IReadOnlyList<AllowRule> Allow { get; init; } = Array.Empty<AllowRule>();
+    /// <summary>Also report every `ret` / indirect `jmp` in user code not followed by `int3` (RPL0005; RetpolineHardenSls).</summary>
+    public bool HardenSls { get; init; }
     /// <summary>Decode sections in parallel (both cores). Tests may turn it off to compare.</summary>
     public bool Parallel { get; init; } = true;
 }

@@ -31,11 +31,12 @@ public static class Verifier
         var targets = linked
             ? new TargetFilter(plt.Select(s => (s.Address, s.EndAddress)).ToArray(), thunks.Select(t => t.Address).ToHashSet())
             : TargetFilter.Nothing; // ET_REL branch targets are unrelocated placeholders
-        var sweep = CodeSweep.Run(elf, exec, symbols.Starts, targets, options.Parallel);
+        var sweep = CodeSweep.Run(elf, exec, symbols.Starts, targets, options.Parallel, options.HardenSls);
 
         var lines = linked ? SourceLines.Read(elf) : null;
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
+        var annotated = Annotations.Read(elf).ToHashSet();
         var userBranches = new List<SweptBranch>();
         var pltJumps = new List<SweptBranch>();
         foreach (var b in sweep.Indirect)
@@ -43,6 +44,18 @@ public static class Verifier
             ulong ip = b.Instruction.IP;
             if (InThunk(thunkRanges, b.Section, ip)) continue; // the inside of a recognised thunk is the mitigation itself
             (pltIndexes.Contains(b.Section) ? pltJumps : userBranches).Add(b);
+        }
+        var fileDiagnostics = new List<Diagnostic>();
+        if (annotated.Count > 0)
+        {
+            var branchAt = sweep.Indirect.Select(b => (b.Section, b.Instruction.IP)).ToHashSet();
+            foreach (var (section, address) in annotated.Where(a => !branchAt.Contains(a)).OrderBy(a => a.address))
+            {
+                var where = section >= 0 ? SymbolIndex.Format(symbols.Locate(section, address).name, symbols.Locate(section, address).offset) : "no code section";
+                fileDiagnostics.Add(new Diagnostic(Codes.AnnotationMisplaced, Severity.Error,
+                    $"RETPOLINE_SAFE annotation at 0x{address:x} ({where}) does not mark an indirect call or jump; put it immediately before the branch it vouches for",
+                    address, where));
+            }
         }
 
         // Naming, formatting and line lookup cost more than the sweep on an unmitigated library (every branch is a
@@ -55,10 +68,12 @@ public static class Verifier
                 var b = userBranches[i];
                 ulong ip = b.Instruction.IP;
                 var (name, offset, _) = symbols.Locate(b.Section, ip);
-                var cls = StartupFunctions.Contains(name) ? FindingClass.ToolchainStartup : FindingClass.UserCode;
+                var cls = annotated.Contains((b.Section, ip)) ? FindingClass.Annotated
+                    : StartupFunctions.Contains(name) ? FindingClass.ToolchainStartup : FindingClass.UserCode;
                 string? file = null; int? line = null;
                 if (lines is not null && lines.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
-                findings[i] = new Finding(cls, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line);
+                findings[i] = new Finding(cls, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line,
+                    cls == FindingClass.Annotated ? "marked RETPOLINE_SAFE in source" : null);
             }
             return formatter;
         }, _ => { });
@@ -83,7 +98,7 @@ public static class Verifier
             HasSymbols = elf.Symbols.Count > 0,
             Findings = all,
             Thunks = thunkInfos.Where((_, i) => thunks[i].Body is not null).ToList(),
-            FileDiagnostics = ThunkChecks.Run(elf, thunks, shstk).ToList(),
+            FileDiagnostics = [.. fileDiagnostics, .. SlsDiagnostics(sweep, thunkRanges, pltIndexes, symbols, lines), .. ThunkChecks.Run(elf, thunks, shstk)],
             Strict = options.Strict,
         };
     }
@@ -141,6 +156,25 @@ public static class Verifier
             yield return entries.Any(e => e.Class == FindingClass.Plt)
                 ? header with { Class = FindingClass.Plt, Detail = "lazy-binding PLT header, reached through the PLT entries user code calls" }
                 : header;
+    }
+
+    /// <summary>RPL0005: a `ret` or indirect `jmp` in user code with no `int3` after it (only under HardenSls).</summary>
+    static IEnumerable<Diagnostic> SlsDiagnostics(SweepResult sweep, (int, ulong, ulong)[] thunkRanges, HashSet<int> plt, SymbolIndex symbols, DwarfLines? lines)
+    {
+        var formatter = NewFormatter();
+        foreach (var b in sweep.SlsGaps)
+        {
+            ulong ip = b.Instruction.IP;
+            if (InThunk(thunkRanges, b.Section, ip) || plt.Contains(b.Section)) continue;
+            var (name, offset, _) = symbols.Locate(b.Section, ip);
+            if (StartupFunctions.Contains(name)) continue;
+            string function = SymbolIndex.Format(name, offset);
+            string? file = null; int? line = null;
+            if (lines is not null && lines.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
+            yield return new Diagnostic(Codes.SlsUnprotected, Severity.Error,
+                $"'{Format(formatter, b.Instruction)}' at 0x{ip:x} in function '{function}' is not followed by int3, so the CPU may speculate straight past it " +
+                "(build with -mharden-sls=all, or add int3 after it in hand-written assembly; waive: RetpolineHardenSls=false)", ip, function, file, line);
+        }
     }
 
     static bool InThunk((int section, ulong start, ulong end)[] ranges, int section, ulong ip)

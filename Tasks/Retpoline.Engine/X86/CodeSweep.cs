@@ -33,10 +33,12 @@ public sealed class TargetFilter((ulong start, ulong end)[] pltRanges, IReadOnly
 }
 
 /// <summary>What one sweep over every executable section found.</summary>
-public sealed class SweepResult(List<SweptBranch> indirect, List<DirectReference> references)
+public sealed class SweepResult(List<SweptBranch> indirect, List<DirectReference> references, List<SweptBranch> slsGaps)
 {
     public IReadOnlyList<SweptBranch> Indirect { get; } = indirect;
     public IReadOnlyList<DirectReference> References { get; } = references;
+    /// <summary>With <c>checkSls</c>: every `ret` and indirect `jmp` not followed by `int3`.</summary>
+    public IReadOnlyList<SweptBranch> SlsGaps { get; } = slsGaps;
 }
 
 /// <summary>
@@ -56,17 +58,18 @@ public static class CodeSweep
 
     /// <param name="restarts">Per section: sorted, distinct symbol addresses inside it.</param>
     public static SweepResult Run(ElfFile elf, IReadOnlyList<ElfSection> sections, Func<ElfSection, ulong[]> restarts,
-        TargetFilter targets, bool parallel)
+        TargetFilter targets, bool parallel, bool checkSls = false)
     {
         var chunks = new List<(ElfSection section, ulong[] bounds)>();
         foreach (var s in sections) Cut(s, restarts(s), chunks);
 
         var indirect = new List<SweptBranch>[chunks.Count];
         var refs = new List<DirectReference>[chunks.Count];
+        var sls = new List<SweptBranch>[chunks.Count];
         void Work(int i)
         {
             var (s, bounds) = chunks[i];
-            (indirect[i], refs[i]) = SweepChunk(elf.Data, s, bounds, targets);
+            (indirect[i], refs[i], sls[i]) = SweepChunk(elf.Data, s, bounds, targets, checkSls);
         }
         if (parallel && chunks.Count > 1)
             Parallel.For(0, chunks.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, Work);
@@ -76,8 +79,9 @@ public static class CodeSweep
         // Merged in chunk order: the result does not depend on scheduling.
         var allIndirect = new List<SweptBranch>(indirect.Sum(l => l.Count));
         var allRefs = new List<DirectReference>(refs.Sum(l => l.Count));
-        for (int i = 0; i < chunks.Count; i++) { allIndirect.AddRange(indirect[i]); allRefs.AddRange(refs[i]); }
-        return new SweepResult(allIndirect, allRefs);
+        var allSls = new List<SweptBranch>();
+        for (int i = 0; i < chunks.Count; i++) { allIndirect.AddRange(indirect[i]); allRefs.AddRange(refs[i]); allSls.AddRange(sls[i]); }
+        return new SweepResult(allIndirect, allRefs, allSls);
     }
 
     /// <summary>Splits a section into region boundaries [b0, b1, …, bn] grouped into chunks of roughly ChunkBytes.</summary>
@@ -98,9 +102,11 @@ public static class CodeSweep
         }
     }
 
-    static (List<SweptBranch>, List<DirectReference>) SweepChunk(byte[] data, ElfSection s, ulong[] bounds, TargetFilter targets)
+    static (List<SweptBranch>, List<DirectReference>, List<SweptBranch>) SweepChunk(byte[] data, ElfSection s, ulong[] bounds, TargetFilter targets, bool checkSls)
     {
         var indirect = new List<SweptBranch>();
+        var sls = new List<SweptBranch>();
+        long sectionEnd = s.FileOffset + s.Size;
         var refs = new List<DirectReference>();
         var reader = new ByteArrayCodeReader(data, (int)s.FileOffset, (int)s.Size);
         var decoder = Decoder.Create(64, reader, s.Address, DecoderOptions.None);
@@ -150,6 +156,12 @@ public static class CodeSweep
                     case FlowControl.IndirectBranch:
                     case FlowControl.IndirectCall:
                         indirect.Add(new SweptBranch(s.Index, instr));
+                        if (checkSls && instr.FlowControl == FlowControl.IndirectBranch && !Int3Follows(data, off + instr.Length, sectionEnd))
+                            sls.Add(new SweptBranch(s.Index, instr));
+                        break;
+                    case FlowControl.Return:
+                        if (checkSls && !Int3Follows(data, off + instr.Length, sectionEnd))
+                            sls.Add(new SweptBranch(s.Index, instr));
                         break;
                     case FlowControl.Call:
                     case FlowControl.UnconditionalBranch:
@@ -161,6 +173,9 @@ public static class CodeSweep
                 }
             }
         }
-        return (indirect, refs);
+        return (indirect, refs, sls);
     }
+
+    /// <summary>-mharden-sls=all puts an int3 after every ret and indirect jmp, so speculation stops there.</summary>
+    static bool Int3Follows(byte[] data, long next, long sectionEnd) => next < sectionEnd && data[next] == 0xcc;
 }
