@@ -51,7 +51,8 @@ public static class Verifier
             var branchAt = sweep.Indirect.Select(b => (b.Section, b.Instruction.IP)).ToHashSet();
             foreach (var (section, address) in annotated.Where(a => !branchAt.Contains(a)).OrderBy(a => a.address))
             {
-                var where = section >= 0 ? SymbolIndex.Format(symbols.Locate(section, address).name, symbols.Locate(section, address).offset) : "no code section";
+                var (name, offset, _) = symbols.Locate(section, address);
+                var where = section >= 0 ? SymbolIndex.Format(name, offset) : "outside any code section";
                 fileDiagnostics.Add(new Diagnostic(Codes.AnnotationMisplaced, Severity.Error,
                     $"RETPOLINE_SAFE annotation at 0x{address:x} ({where}) does not mark an indirect call or jump; put it immediately before the branch it vouches for",
                     address, where));

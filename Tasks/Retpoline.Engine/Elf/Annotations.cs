@@ -39,7 +39,7 @@ public static class Annotations
                 int symIndex = (int)(info >> 32);
                 if (symtab.Type != ElfSection.SHT_SYMTAB || symIndex >= elf.Symbols.Count) continue;
                 var sym = elf.Symbols[symIndex];
-                if (!sym.IsDefined) continue;
+                if (!sym.IsDefined || sym.SectionIndex >= elf.Sections.Count) continue;
                 marks.Add((sym.SectionIndex, sym.Value + (ulong)addend));
             }
         }

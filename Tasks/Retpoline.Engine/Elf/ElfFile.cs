@@ -61,8 +61,11 @@ public sealed class ElfFile
             long length = RandomAccess.GetLength(handle);
             // Buffers are limited to 2 GiB; an ELF that large is not something we verify.
             if (length > int.MaxValue) throw new RetpolineException(Codes.Truncated, path, $"file is too large ({length} bytes)");
-            var data = new byte[length];
-            if (wholeFile || length < 1 << 20)
+            // Uninitialised on purpose: verify reads only the ranges it loaded (ReadNeeded), and zeroing a 100 MB
+            // buffer it will mostly overwrite costs a tenth of a large verify. Patch reads every byte.
+            bool whole = wholeFile || length < 1 << 20;
+            var data = whole ? new byte[length] : GC.AllocateUninitializedArray<byte>((int)length);
+            if (whole)
                 ReadRange(handle, data, 0, data.Length);
             else
                 ReadNeeded(handle, data);

@@ -49,6 +49,7 @@ public sealed class SymbolIndex
             if (i < 0) i = ~i - 1;
             if (i >= 0) return (t.names[i], address - t.addresses[i], true);
         }
+        if ((uint)section >= (uint)sections.Count) return ("?", address, false);
         var s = sections[section];
         return (s.Name, address - s.Address, false);
     }
