@@ -1,0 +1,136 @@
+using System.Text.Json;
+
+namespace Retpoline.Reporting;
+
+/// <summary>
+/// A SARIF 2.1.0 log: one run, tool "retpoline" with one rule per code (help from <see cref="RuleCatalog"/>),
+/// one result per diagnostic with the binary and address as physical location, the source line as a second
+/// location when known, and the function as logical location. Paths are written as given: no absolute path is
+/// added that the caller did not pass.
+/// </summary>
+public static class SarifWriter
+{
+    public const string Version = "1.0.0";
+
+    public static void Write(Stream output, IReadOnlyList<VerifyReport> reports, IReadOnlyList<RetpolineException>? unusable = null)
+    {
+        var results = reports.SelectMany(r => r.Diagnostics.Select(d => (r.Path, d)))
+            .Concat((unusable ?? []).Select(e => (Path: e.FilePath, d: new Diagnostic(e.Code, Severity.Error, e.Message))))
+            .ToList();
+        var used = results.Select(x => x.d.Code).ToHashSet();
+        var rules = RuleCatalog.All.Where(r => used.Contains(r.Code) || r.Code.StartsWith("RPL000", StringComparison.Ordinal)).ToList();
+        var ruleIndex = rules.Select((r, i) => (r.Code, i)).ToDictionary(x => x.Code, x => x.i);
+
+        using var w = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        w.WriteStartObject();
+        w.WriteString("$schema", "https://json.schemastore.org/sarif-2.1.0.json");
+        w.WriteString("version", "2.1.0");
+        w.WriteStartArray("runs");
+        w.WriteStartObject();
+
+        w.WriteStartObject("tool");
+        w.WriteStartObject("driver");
+        w.WriteString("name", "retpoline");
+        w.WriteString("version", Version);
+        w.WriteString("informationUri", "https://github.com/retpoline-sdk/Retpoline.Sdk");
+        w.WriteStartArray("rules");
+        foreach (var rule in rules)
+        {
+            w.WriteStartObject();
+            w.WriteString("id", rule.Code);
+            w.WriteString("name", rule.Name);
+            Text(w, "shortDescription", rule.Title);
+            Text(w, "fullDescription", rule.Problem);
+            w.WriteStartObject("help");
+            w.WriteString("text", $"Problem: {rule.Problem}\nFix: {rule.Fix}\nWaive if: {rule.WaiveIf}");
+            w.WriteString("markdown", $"**Problem:** {rule.Problem}\n\n**Fix:** {rule.Fix}\n\n**Waive if:** {rule.WaiveIf}");
+            w.WriteEndObject();
+            w.WriteStartObject("defaultConfiguration");
+            w.WriteString("level", Level(rule.Level));
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndObject();
+
+        w.WriteStartArray("artifacts");
+        foreach (var path in results.Select(x => x.Path).Concat(reports.Select(r => r.Path)).Distinct())
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("location");
+            w.WriteString("uri", Uri(path));
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+
+        w.WriteStartArray("results");
+        foreach (var (path, d) in results)
+        {
+            w.WriteStartObject();
+            w.WriteString("ruleId", d.Code);
+            if (ruleIndex.TryGetValue(d.Code, out int idx)) w.WriteNumber("ruleIndex", idx);
+            w.WriteString("level", Level(d.Severity));
+            Text(w, "message", d.Message);
+            w.WriteStartArray("locations");
+            w.WriteStartObject();
+            w.WriteStartObject("physicalLocation");
+            w.WriteStartObject("artifactLocation");
+            w.WriteString("uri", Uri(path));
+            w.WriteEndObject();
+            if (d.Address is { } a)
+            {
+                w.WriteStartObject("address");
+                w.WriteNumber("absoluteAddress", a);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            if (d.Function is { } fn)
+            {
+                w.WriteStartArray("logicalLocations");
+                w.WriteStartObject();
+                w.WriteString("name", fn);
+                w.WriteString("kind", "function");
+                w.WriteEndObject();
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+            if (d.SourceFile is { } src)
+            {
+                w.WriteStartObject();
+                w.WriteStartObject("physicalLocation");
+                w.WriteStartObject("artifactLocation");
+                w.WriteString("uri", Uri(src));
+                w.WriteEndObject();
+                if (d.Line is int line && line > 0)
+                {
+                    w.WriteStartObject("region");
+                    w.WriteNumber("startLine", line);
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    static void Text(Utf8JsonWriter w, string name, string text)
+    {
+        w.WriteStartObject(name);
+        w.WriteString("text", text);
+        w.WriteEndObject();
+    }
+
+    static string Level(Severity s) => s switch { Severity.Error => "error", Severity.Warning => "warning", _ => "note" };
+
+    /// <summary>A relative path stays a relative URI reference; an absolute one becomes file://.</summary>
+    static string Uri(string path) => Path.IsPathRooted(path) ? new Uri(path).AbsoluteUri : path.Replace('\\', '/');
+}
