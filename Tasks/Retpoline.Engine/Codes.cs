@@ -21,6 +21,8 @@ public static class Codes
     public const string AmdVendor = "RPL0014";         // Amd (lfence; jmp) chosen: no longer AMD's guidance
     public const string ShstkWithGeneric = "RPL0015";  // SHSTK-marked binary with Generic thunks (issue 6)
     public const string PatchRefused = "RPL0016";      // patch refused: an unrecognised or too small thunk body
+    public const string SiteTampered = "RPL0017";      // a call site recorded in .retpoline_sites no longer holds the bytes patch wrote (issue 5)
+    public const string SiteRecordMalformed = "RPL0018"; // the .retpoline_sites record is unreadable or names a site that is not a thunk call (issue 5)
 
     // Unusable input (RPL01xx).
     public const string FileNotFound = "RPL0100";

@@ -142,6 +142,15 @@ public sealed class PatchResult
     /// <summary>False for --dry-run and when nothing changed (the file is not rewritten then).</summary>
     public required bool Written { get; init; }
     public IReadOnlyList<Diagnostic> Diagnostics { get; init; } = Array.Empty<Diagnostic>();
+    /// <summary>How call sites were treated (issue 5).</summary>
+    public CallSiteMode CallSites { get; init; } = CallSiteMode.Thunk;
+    /// <summary>Call sites whose bytes change: inlined, re-patched for another vendor, or restored to the thunk call.</summary>
+    public IReadOnlyList<SitePatch> Sites { get; init; } = Array.Empty<SitePatch>();
+    /// <summary>Sites in the `.retpoline_sites` record after the patch (inlined for <see cref="Vendor"/>).</summary>
+    public int SitesInlined { get; init; }
+    /// <summary>Direct branches to a register thunk that keep going through the (patched) thunk: conditional jumps,
+    /// and under Amd the sites where `lfence; call *%reg` does not fit.</summary>
+    public int SitesThroughThunk { get; init; }
 }
 
 /// <summary>
@@ -154,3 +163,27 @@ public sealed class RetpolineException(string code, string path, string message)
     /// <summary>`error RPL0101: file: not an ELF file`.</summary>
     public string OneLine => $"error {Code}: {FilePath}: {Message}";
 }
+
+/// <summary>
+/// `patch --call-sites` / RetpolineCallSites (issue 5): Thunk leaves every `call __x86_indirect_thunk_<reg>` as it is
+/// (and restores recorded sites); Inline rewrites them to `call *%reg` (None) or `lfence; call *%reg` (Amd, where it
+/// fits) and records each site in the `.retpoline_sites` section so verify can allow it and Generic can undo it.
+/// </summary>
+public enum CallSiteMode { Thunk, Inline }
+
+/// <summary>A direct call or a direct jump to a thunk.</summary>
+public enum CallSiteKind { Call, Jump }
+
+/// <summary>One call site `patch` rewrote (or would rewrite with --dry-run).</summary>
+public sealed record SitePatch(
+    ulong Address,
+    /// <summary>`rax` … `r15`.</summary>
+    string Register,
+    CallSiteKind Kind,
+    /// <summary>The thunk the original bytes branch to.</summary>
+    string Thunk,
+    long FileOffset,
+    byte[] OldBytes,
+    byte[] NewBytes,
+    /// <summary>The vendor the new bytes are inlined for; Generic when they are the original thunk call again.</summary>
+    Vendor To);

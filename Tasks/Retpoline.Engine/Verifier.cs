@@ -37,6 +37,8 @@ public static class Verifier
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
         var annotated = Annotations.Read(elf).ToHashSet();
+        // Issue 5: call sites `patch --call-sites inline` rewrote and recorded in .retpoline_sites (RPL0017/RPL0018 otherwise).
+        var (patchedSites, siteDiagnostics) = Patching.CallSitePatcher.CheckRecorded(elf, symbols, thunks);
         var userBranches = new List<SweptBranch>();
         var pltJumps = new List<SweptBranch>();
         foreach (var b in sweep.Indirect)
@@ -69,12 +71,13 @@ public static class Verifier
                 var b = userBranches[i];
                 ulong ip = b.Instruction.IP;
                 var (name, offset, _) = symbols.Locate(b.Section, ip);
-                var cls = annotated.Contains((b.Section, ip)) ? FindingClass.Annotated
+                var cls = patchedSites.TryGetValue(ip, out var siteDetail) ? FindingClass.PatchedSite // issue 5
+                    : annotated.Contains((b.Section, ip)) ? FindingClass.Annotated
                     : StartupFunctions.Contains(name) ? FindingClass.ToolchainStartup : FindingClass.UserCode;
                 string? file = null; int? line = null;
                 if (lines is not null && lines.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
                 findings[i] = new Finding(cls, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line,
-                    cls == FindingClass.Annotated ? "marked RETPOLINE_SAFE in source" : null);
+                    cls == FindingClass.PatchedSite ? siteDetail : cls == FindingClass.Annotated ? "marked RETPOLINE_SAFE in source" : null);
             }
             return formatter;
         }, _ => { });
@@ -99,7 +102,7 @@ public static class Verifier
             HasSymbols = elf.Symbols.Count > 0,
             Findings = all,
             Thunks = thunkInfos.Where((_, i) => thunks[i].Body is not null).ToList(),
-            FileDiagnostics = [.. fileDiagnostics, .. SlsDiagnostics(sweep, thunkRanges, pltIndexes, symbols, lines), .. ThunkChecks.Run(elf, thunks, shstk)],
+            FileDiagnostics = [.. fileDiagnostics, .. siteDiagnostics, .. SlsDiagnostics(sweep, thunkRanges, pltIndexes, symbols, lines), .. ThunkChecks.Run(elf, thunks, shstk)],
             Strict = options.Strict,
         };
     }

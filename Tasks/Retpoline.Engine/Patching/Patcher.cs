@@ -12,11 +12,14 @@ namespace Retpoline.Patching;
 public static class Patcher
 {
     /// <exception cref="RetpolineException">Unusable input (RPL01xx) or a refused patch (RPL0016): the file is untouched.</exception>
-    public static PatchResult Patch(string path, Vendor vendor, bool dryRun = false)
+    /// <param name="callSites">Inline also rewrites the direct calls to the thunks (issue 5, <see cref="CallSitePatcher"/>);
+    /// Thunk restores any a previous Inline patch rewrote.</param>
+    public static PatchResult Patch(string path, Vendor vendor, bool dryRun = false, CallSiteMode callSites = CallSiteMode.Thunk)
     {
         string target = AtomicFile.ResolveTarget(path);
         var elf = ElfFile.Load(target, wholeFile: true);
-        var thunks = ThunkScanner.Find(elf, new SymbolIndex(elf)).Where(t => t.Parsed.IsPatchable).ToList();
+        var symbols = new SymbolIndex(elf);
+        var thunks = ThunkScanner.Find(elf, symbols).Where(t => t.Parsed.IsPatchable).ToList();
 
         var planned = new List<(LocatedThunk thunk, byte[] bytes)>();
         foreach (var t in thunks)
@@ -34,6 +37,9 @@ public static class Patcher
             planned.Add((t, ThunkBody.Encode(vendor, t.Parsed.Register, t.Extent, notrack)));
         }
 
+        // Call sites (issue 5): restores recorded sites and inlines new ones in elf.Data; refuses before any write.
+        var sites = CallSitePatcher.Plan(path, elf, symbols, thunks, vendor, callSites);
+
         var changes = new List<ThunkPatch>();
         foreach (var (t, bytes) in planned)
         {
@@ -42,18 +48,22 @@ public static class Patcher
             changes.Add(new ThunkPatch(t.Name, t.Address, t.FileOffset, t.Body!.Value.Form, ToForm(vendor), old.ToArray(), bytes));
         }
 
-        bool write = changes.Count > 0 && !dryRun;
+        bool write = (changes.Count > 0 || sites.ChangesFile) && !dryRun;
         if (write)
         {
             var data = elf.Data; // our own copy of the file: patch it in memory, then replace the file whole
             foreach (var c in changes) c.NewBytes.CopyTo(data, c.FileOffset);
-            AtomicFile.Replace(target, data);
+            AtomicFile.Replace(target, sites.Finish(data)); // with the .retpoline_sites record written or removed
         }
 
         var diagnostics = new List<Diagnostic>();
         if (vendor == Vendor.Amd)
             diagnostics.Add(new Diagnostic(Codes.AmdVendor, Severity.Warning, AmdWarning));
-        return new PatchResult { Path = path, Vendor = vendor, Changes = changes, Unchanged = planned.Count - changes.Count, Written = write, Diagnostics = diagnostics };
+        return new PatchResult
+        {
+            Path = path, Vendor = vendor, Changes = changes, Unchanged = planned.Count - changes.Count, Written = write, Diagnostics = diagnostics,
+            CallSites = callSites, Sites = sites.Changes, SitesInlined = sites.Inlined, SitesThroughThunk = sites.ThroughThunk,
+        };
     }
 
     public const string AmdWarning =
