@@ -1,6 +1,53 @@
 namespace Retpoline.Tool;
 
+/// <summary>
+/// `retpoline`: verify and patch retpoline thunks in x86-64 ELF files. A thin shell over the engine: arguments in,
+/// reports out, exit code 0 clean / 1 findings / 2 unusable input or usage. Nothing escapes as a stack trace.
+/// </summary>
 public static class Program
 {
-    public static int Main(string[] args) => 2;
+    public static int Main(string[] args)
+    {
+        // Console.Out flushes on every write; a report on a large library is tens of thousands of lines.
+        using var stdout = new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 1 << 16) { AutoFlush = false };
+        try { return Run(args, stdout, Console.Error); }
+        finally { stdout.Flush(); }
+    }
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { stdout.Write(Usage.Text); return args.Length == 0 ? ExitCodes.Unusable : ExitCodes.Clean; }
+            if (args[0] is "--version" or "version") { stdout.WriteLine($"retpoline {Reporting.SarifWriter.Version}"); return ExitCodes.Clean; }
+            var rest = args[1..];
+            return args[0] switch
+            {
+                "verify" => VerifyCommand.Run(new Arguments(rest, VerifyCommand.Flags, VerifyCommand.Options), stdout, stderr),
+                "patch" => PatchCommand.Run(new Arguments(rest, PatchCommand.Flags, PatchCommand.Options), stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (expected verify or patch; see retpoline --help)"),
+            };
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"retpoline: error {Codes.Usage}: {e.Message}");
+            return ExitCodes.Unusable;
+        }
+        catch (RetpolineException e)
+        {
+            stderr.WriteLine($"retpoline: {e.OneLine}");
+            return ExitCodes.Unusable;
+        }
+        catch (Exception e)
+        {
+            // A bug of ours: still one coded line, with enough to report it.
+            stderr.WriteLine($"retpoline: error {Codes.IoError}: internal error: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            return ExitCodes.Unusable;
+        }
+    }
+}
+
+public static class ExitCodes
+{
+    public const int Clean = 0, Findings = 1, Unusable = 2;
 }

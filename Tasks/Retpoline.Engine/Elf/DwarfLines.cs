@@ -100,7 +100,13 @@ public sealed class DwarfLines
             if (!nameIndex.TryGetValue(name, out int idx)) { idx = names.Count; names.Add(name); nameIndex[name] = idx; }
             return idx;
         }
-        string Join(string dir, string file) => file.StartsWith('/') || dir.Length == 0 ? file : dir.TrimEnd('/') + "/" + file;
+        // "./src/x.c" (what -ffile-prefix-map=DIR=. leaves) reads as "src/x.c": relative to the project, as MSBuild reports it.
+        string Join(string dir, string file)
+        {
+            string p = file.StartsWith('/') || dir.Length == 0 || dir == "." ? file : dir.TrimEnd('/') + "/" + file;
+            while (p.StartsWith("./", StringComparison.Ordinal)) p = p[2..];
+            return p;
+        }
 
         if (version >= 5)
         {
