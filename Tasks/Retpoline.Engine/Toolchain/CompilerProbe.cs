@@ -1,0 +1,80 @@
+using System.Text.RegularExpressions;
+
+namespace Retpoline.Toolchain;
+
+/// <summary>
+/// Finds out what a compiler is (GCC or Clang, which version, which target) and which retpoline-related flags it
+/// really accepts — by compiling an empty file with each flag and -Werror, not by guessing from version numbers.
+/// </summary>
+public static partial class CompilerProbe
+{
+    /// <exception cref="ToolchainException">The compiler cannot be run or is not GCC/Clang.</exception>
+    public static CompilerInfo Probe(string compiler, string scratchDirectory)
+    {
+        var version = ProcessRunner.Run(compiler, ["--version"]);
+        if (version.ExitCode != 0)
+            throw new ToolchainException(ToolchainCodes.CompilerNotFound,
+                $"cannot run the C compiler '{compiler}' ({FirstLine(version.StandardError)}); install gcc (apt-get install gcc g++) or clang, or set CC/CXX");
+        string text = version.StandardOutput;
+        var family = text.Contains("clang", StringComparison.OrdinalIgnoreCase) ? CompilerFamily.Clang
+            : text.Contains("Free Software Foundation", StringComparison.Ordinal) || text.Contains("gcc", StringComparison.OrdinalIgnoreCase) || text.Contains("g++", StringComparison.OrdinalIgnoreCase) ? CompilerFamily.Gcc
+            : throw new ToolchainException(ToolchainCodes.CompilerUnsupported, $"'{compiler}' is neither GCC nor Clang ({FirstLine(text)}); retpolines need one of them");
+
+        // GCC's -dumpversion may say just "12"; -dumpfullversion (GCC >= 7) says "12.2.0".
+        var dumped = ProcessRunner.Run(compiler, [family == CompilerFamily.Gcc ? "-dumpfullversion" : "-dumpversion"]).StandardOutput.Trim();
+        var v = ParseVersion(family == CompilerFamily.Clang ? ClangVersion().Match(text).Groups[1].Value : dumped) ?? ParseVersion(dumped) ?? new Version(0, 0);
+        string target = ProcessRunner.Run(compiler, ["-dumpmachine"]).StandardOutput.Trim();
+
+        Directory.CreateDirectory(scratchDirectory);
+        string source = Path.Combine(scratchDirectory, "retpoline_probe.c");
+        File.WriteAllText(source, "int retpoline_probe(int (*f)(void)) { return f(); }\n");
+        bool Accepts(params string[] flags)
+        {
+            string obj = Path.Combine(scratchDirectory, "retpoline_probe.o");
+            var r = ProcessRunner.Run(compiler, [.. flags, "-Werror", "-c", source, "-o", obj]);
+            return r.ExitCode == 0;
+        }
+        string[] basic = family == CompilerFamily.Gcc
+            ? ["-mindirect-branch=thunk-extern", "-mindirect-branch-register"]
+            : ["-mretpoline-external-thunk"];
+        bool retpoline = Accepts(basic);
+        return new CompilerInfo(compiler, family, v, target, retpoline,
+            retpoline && Accepts([.. basic, "-mfunction-return=thunk-extern"]),
+            retpoline && Accepts([.. basic, "-mindirect-branch-cs-prefix"]),
+            Accepts("-mharden-sls=all"));
+    }
+
+    static Version? ParseVersion(string s)
+    {
+        var m = Regex.Match(s, @"(\d+)(?:\.(\d+))?(?:\.(\d+))?");
+        if (!m.Success) return null;
+        return new Version(int.Parse(m.Groups[1].Value), m.Groups[2].Success ? int.Parse(m.Groups[2].Value) : 0, m.Groups[3].Success ? int.Parse(m.Groups[3].Value) : 0);
+    }
+
+    [GeneratedRegex(@"clang version (\d+(?:\.\d+)*)")]
+    private static partial Regex ClangVersion();
+
+    static string FirstLine(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()?.Trim() ?? "";
+}
+
+/// <summary>A toolchain problem the build cannot go past, with its code.</summary>
+public sealed class ToolchainException(string code, string message) : Exception(message)
+{
+    public string Code { get; } = code;
+}
+
+/// <summary>Codes for the SDK's toolchain and build steps (RPL02xx).</summary>
+public static class ToolchainCodes
+{
+    public const string CompilerNotFound = "RPL0200";
+    public const string CompilerUnsupported = "RPL0201";
+    public const string NoRetpolineSupport = "RPL0202";
+    public const string NotX86_64Target = "RPL0203";
+    public const string ReturnThunkUnsupported = "RPL0204";
+    public const string HardenSlsUnsupported = "RPL0205";
+    public const string CompileFailed = "RPL0206";
+    public const string LinkFailed = "RPL0207";
+    public const string BadItem = "RPL0208";
+    public const string FullFrameworkMSBuild = "RPL0209";
+    public const string CfProtectionConflict = "RPL0210";
+}

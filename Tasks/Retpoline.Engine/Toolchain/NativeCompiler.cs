@@ -1,0 +1,66 @@
+namespace Retpoline.Toolchain;
+
+/// <summary>One translation unit: where it comes from, where its object goes, and the exact command.</summary>
+public sealed record CompileStep(string Source, string Object, string DepFile, string CommandFile, string Compiler, IReadOnlyList<string> Arguments)
+{
+    public string CommandLine => ProcessRunner.Display(Compiler, Arguments);
+}
+
+public sealed record CompileOutcome(CompileStep Step, bool Ran, bool Succeeded, IReadOnlyList<CompilerDiagnostic> Diagnostics, string RawOutput);
+
+/// <summary>
+/// Compiles sources in parallel, like make -j/ninja: an object is rebuilt only when it is missing, its command line
+/// changed (recorded beside it as `.cmd`), or its source or any header it included (from the `-MMD` dep file) is
+/// newer. Otherwise no compiler process starts at all.
+/// </summary>
+public static class NativeCompiler
+{
+    public static CompileStep Plan(CompilerInfo cc, CompilerInfo? cxx, NativeSettings s, string source, string projectDirectory, string intermediateDirectory)
+    {
+        string language = FlagSet.Language(source) ?? throw new ToolchainException(ToolchainCodes.BadItem, $"'{source}' is not a C, C++ or assembly source");
+        var compiler = language == "c++" ? cxx ?? cc : cc;
+        string full = Path.GetFullPath(source, projectDirectory);
+        // Objects mirror the source's path under the project so two util.c in different folders do not collide;
+        // sources outside the project (the package's thunks) go under _ext/<hash of their folder>/.
+        string rel = Path.GetRelativePath(projectDirectory, full);
+        if (rel.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(rel))
+            rel = Path.Combine("_ext", ShortHash(Path.GetDirectoryName(full)!), Path.GetFileName(full));
+        string obj = Path.Combine(intermediateDirectory, rel + ".o");
+        string dep = obj[..^2] + ".d";
+        var args = FlagSet.Compile(compiler, s, language, full, obj, dep);
+        return new CompileStep(full, obj, dep, obj[..^2] + ".cmd", compiler.Path, args);
+    }
+
+    static string ShortHash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..12].ToLowerInvariant();
+
+    public static bool IsUpToDate(CompileStep step)
+    {
+        var obj = new FileInfo(step.Object);
+        if (!obj.Exists) return false;
+        try { if (File.ReadAllText(step.CommandFile) != step.CommandLine) return false; }
+        catch (IOException) { return false; }
+        var deps = DepFile.Read(step.DepFile);
+        if (deps is null || deps.Count == 0) return false;
+        foreach (var d in deps.Append(step.Source))
+        {
+            var f = new FileInfo(Path.GetFullPath(d, Path.GetDirectoryName(step.Source)!));
+            if (!f.Exists || f.LastWriteTimeUtc > obj.LastWriteTimeUtc) return false;
+        }
+        return true;
+    }
+
+    public static CompileOutcome Run(CompileStep step, CompilerFamily family, string workingDirectory)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(step.Object)!);
+        File.Delete(step.CommandFile); // a failed compile must not look up to date next time
+        var r = ProcessRunner.Run(step.Compiler, step.Arguments, workingDirectory);
+        string output = (r.StandardError + r.StandardOutput).Trim();
+        var diagnostics = CompilerDiagnostics.Parse(output, family);
+        bool ok = r.ExitCode == 0;
+        if (ok) File.WriteAllText(step.CommandFile, step.CommandLine);
+        else if (!diagnostics.Any(d => d.Severity == Severity.Error))
+            diagnostics.Add(new CompilerDiagnostic(Severity.Error, step.Source, 0, 0, ToolchainCodes.CompileFailed,
+                $"{Path.GetFileName(step.Compiler)} exited with code {r.ExitCode}: {(output.Length > 0 ? output : "no output")}"));
+        return new CompileOutcome(step, true, ok, diagnostics, output);
+    }
+}

@@ -1,0 +1,47 @@
+using System.Diagnostics;
+
+namespace Retpoline.Toolchain;
+
+/// <summary>The outcome of one child process.</summary>
+public sealed record ProcessResult(int ExitCode, string StandardOutput, string StandardError);
+
+/// <summary>
+/// Starts compilers, linkers and archivers from an argument list — never a shell string, so no file name can
+/// inject a command — and captures both streams without deadlocking on a full pipe.
+/// </summary>
+public static class ProcessRunner
+{
+    public static ProcessResult Run(string fileName, IEnumerable<string> arguments, string? workingDirectory = null,
+        IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        var psi = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
+        // Diagnostics in a stable language and without colour escapes, whatever the user's terminal says.
+        psi.Environment["LC_ALL"] = "C";
+        psi.Environment["GCC_COLORS"] = "";
+        if (environment is not null)
+            foreach (var (k, v) in environment) psi.Environment[k] = v;
+        using var p = new Process { StartInfo = psi };
+        try { p.Start(); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new ProcessResult(-1, "", $"cannot start '{fileName}': {e.Message}");
+        }
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return new ProcessResult(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>`a b 'c d'`: how a command is shown in logs and compile_commands.json (display only, never executed).</summary>
+    public static string Display(string fileName, IEnumerable<string> arguments)
+        => string.Join(' ', new[] { fileName }.Concat(arguments).Select(Quote));
+
+    static string Quote(string s) => s.Length > 0 && s.All(c => char.IsLetterOrDigit(c) || "-_./=:,+@%".Contains(c)) ? s : "'" + s.Replace("'", "'\\''") + "'";
+}

@@ -1,0 +1,117 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.Build.Framework;
+using Retpoline.Toolchain;
+
+namespace Retpoline.Tasks;
+
+/// <summary>
+/// Compiles C, C++ and assembly sources in parallel, incrementally (see <see cref="NativeCompiler"/>), logs every
+/// command at normal verbosity, maps compiler diagnostics to MSBuild's format, and writes compile_commands.json.
+/// Up-to-date checks live here, not in the target's Inputs/Outputs: a header change must rebuild exactly the
+/// objects that included it, which only the dependency files know.
+/// </summary>
+public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancelableTask
+{
+    [Required] public ITaskItem[] Sources { get; set; } = [];
+    [Required] public string CC { get; set; } = "";
+    public string CXX { get; set; } = "";
+    [Required] public string CompilerFamily { get; set; } = "";
+    [Required] public string ProjectDirectory { get; set; } = "";
+    [Required] public string IntermediateDirectory { get; set; } = "";
+    public string Configuration { get; set; } = "Debug";
+    public string OutputType { get; set; } = "Exe";
+    public bool RetpolineEnabled { get; set; } = true;
+    public bool ReturnThunk { get; set; }
+    public bool HardenSls { get; set; }
+    public bool CsPrefix { get; set; }
+    public string CStandard { get; set; } = "";
+    public string CxxStandard { get; set; } = "";
+    public string DefineConstants { get; set; } = "";
+    public string[] IncludeDirectories { get; set; } = [];
+    public string CFlags { get; set; } = "";
+    public string CxxFlags { get; set; } = "";
+    public string CompileCommandsFile { get; set; } = "";
+    /// <summary>`FROM=TO;…` for -ffile-prefix-map.</summary>
+    public string PathMaps { get; set; } = "";
+    public int MaxParallelism { get; set; }
+
+    [Output] public ITaskItem[] Objects { get; set; } = [];
+    [Output] public int Compiled { get; set; }
+
+    readonly CancellationTokenSource cancel = new();
+    public void Cancel() => cancel.Cancel();
+
+    public override bool Execute()
+    {
+        var family = Enum.Parse<CompilerFamily>(CompilerFamily);
+        var settings = new NativeSettings
+        {
+            Configuration = Configuration, OutputType = OutputType, RetpolineEnabled = RetpolineEnabled, ReturnThunk = ReturnThunk,
+            HardenSls = HardenSls, CsPrefix = CsPrefix, CStandard = CStandard, CxxStandard = CxxStandard,
+            Defines = DefineConstants.Split([';', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            IncludeDirectories = IncludeDirectories.Where(i => i.Length > 0).Select(i => Path.GetFullPath(i, ProjectDirectory)).Distinct().ToList(),
+            CFlags = FlagSet.SplitFlags(CFlags), CxxFlags = FlagSet.SplitFlags(CxxFlags),
+            PathMaps = PathMaps.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(m => m.Split('=', 2)).Where(p => p.Length == 2 && p[0].Length > 0)
+                .Select(p => (p[0], p[1])).ToList(),
+        };
+        var cc = new CompilerInfo(CC, family, new Version(0, 0), "x86_64", true, ReturnThunk, CsPrefix, HardenSls);
+        var cxx = cc with { Path = CXX.Length > 0 ? CXX : CC };
+
+        List<CompileStep> steps;
+        try
+        {
+            steps = Sources.Select(s => s.ItemSpec).Where(s => FlagSet.Language(s) is not null).Distinct()
+                .Select(s => NativeCompiler.Plan(cc, cxx, settings, s, ProjectDirectory, IntermediateDirectory)).ToList();
+        }
+        catch (ToolchainException e) { Log.LogError(null, e.Code, null, null, 0, 0, 0, 0, "{0}", e.Message); return false; }
+
+        var stale = steps.Where(s => !NativeCompiler.IsUpToDate(s)).ToList();
+        Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} of {1} source(s) to compile", stale.Count, steps.Count);
+        var outcomes = new CompileOutcome?[stale.Count];
+        int degree = MaxParallelism > 0 ? MaxParallelism : Environment.ProcessorCount;
+        Parallel.For(0, stale.Count, new ParallelOptions { MaxDegreeOfParallelism = degree, CancellationToken = cancel.Token }, i =>
+            outcomes[i] = NativeCompiler.Run(stale[i], family, ProjectDirectory));
+
+        bool ok = true;
+        foreach (var o in outcomes)
+        {
+            if (o is null) continue;
+            // Logged in source order after the parallel run, so the log reads the same every time.
+            Log.LogMessage(MessageImportance.Normal, "{0}", o.Step.CommandLine);
+            foreach (var d in o.Diagnostics) DiagnosticLogging.Log(Log, d, o.Step.Source);
+            ok &= o.Succeeded;
+        }
+        Compiled = stale.Count;
+        Objects = steps.Select(s => (ITaskItem)new Microsoft.Build.Utilities.TaskItem(s.Object)).ToArray();
+        if (CompileCommandsFile.Length > 0) WriteCompileCommands(steps);
+        return ok && !Log.HasLoggedErrors;
+    }
+
+    /// <summary>For clangd and IDEs; rewritten only when it changes, so it never makes a build look out of date.</summary>
+    void WriteCompileCommands(List<CompileStep> steps)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartArray();
+            foreach (var s in steps)
+            {
+                w.WriteStartObject();
+                w.WriteString("directory", ProjectDirectory);
+                w.WriteString("file", s.Source);
+                w.WriteString("output", s.Object);
+                w.WriteStartArray("arguments");
+                w.WriteStringValue(s.Compiler);
+                foreach (var a in s.Arguments) w.WriteStringValue(a);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        var bytes = ms.ToArray();
+        Directory.CreateDirectory(Path.GetDirectoryName(CompileCommandsFile)!);
+        if (!File.Exists(CompileCommandsFile) || !File.ReadAllBytes(CompileCommandsFile).AsSpan().SequenceEqual(bytes))
+            File.WriteAllBytes(CompileCommandsFile, bytes);
+    }
+}

@@ -1,0 +1,88 @@
+using Microsoft.Build.Framework;
+using Retpoline.Toolchain;
+
+namespace Retpoline.Tasks;
+
+/// <summary>
+/// Finds and probes the C and C++ compilers once per build configuration: the result is cached in the
+/// intermediate directory, keyed by the compiler's path and timestamp, so later builds start no probe.
+/// </summary>
+public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
+{
+    [Required] public string CC { get; set; } = "";
+    [Required] public string CXX { get; set; } = "";
+    [Required] public string IntermediateDirectory { get; set; } = "";
+    public bool NeedCxx { get; set; }
+    public bool RetpolineEnabled { get; set; } = true;
+    public bool ReturnThunk { get; set; }
+    public bool HardenSls { get; set; }
+
+    [Output] public string CompilerFamily { get; set; } = "";
+    [Output] public string CompilerVersion { get; set; } = "";
+    [Output] public string CcPath { get; set; } = "";
+    [Output] public string CxxPath { get; set; } = "";
+    [Output] public bool SupportsCsPrefix { get; set; }
+
+    public override bool Execute()
+    {
+        try
+        {
+            var cc = ProbeCached(CC);
+            CompilerInfo? cxx = NeedCxx ? ProbeCached(CXX) : null;
+            foreach (var c in new[] { cc, cxx })
+            {
+                if (c is null) continue;
+                if (!c.TargetsX86_64)
+                    throw new ToolchainException(ToolchainCodes.NotX86_64Target, $"'{c.Path}' targets {c.Target}; retpolines are for x86-64 (install gcc for x86_64-linux-gnu or set CC/CXX)");
+                if (RetpolineEnabled && !c.SupportsRetpoline)
+                    throw new ToolchainException(ToolchainCodes.NoRetpolineSupport, $"'{c.Path}' ({c.Family} {c.Version}) does not accept the retpoline flags; use GCC >= 8 or Clang >= 7 (apt-get install gcc or clang-14)");
+                if (RetpolineEnabled && ReturnThunk && !c.SupportsReturnThunk)
+                    throw new ToolchainException(ToolchainCodes.ReturnThunkUnsupported, $"RetpolineReturnThunk is true but '{c.Path}' ({c.Family} {c.Version}) does not accept -mfunction-return=thunk-extern (GCC >= 8, Clang >= 15); set RetpolineReturnThunk=false or use such a compiler");
+                if (HardenSls && !c.SupportsHardenSls)
+                    throw new ToolchainException(ToolchainCodes.HardenSlsUnsupported, $"RetpolineHardenSls is true but '{c.Path}' ({c.Family} {c.Version}) does not accept -mharden-sls=all (GCC >= 12, Clang >= 15); set RetpolineHardenSls=false or use such a compiler");
+            }
+            CompilerFamily = cc.Family.ToString();
+            CompilerVersion = cc.Version.ToString();
+            CcPath = cc.Path;
+            CxxPath = cxx?.Path ?? CXX;
+            SupportsCsPrefix = cc.SupportsCsPrefix && (cxx?.SupportsCsPrefix ?? true);
+            Log.LogMessage(MessageImportance.Normal, "Retpoline: C compiler {0} ({1} {2}, {3})", cc.Path, cc.Family, cc.Version, cc.Target);
+            return true;
+        }
+        catch (ToolchainException e)
+        {
+            Log.LogError(null, e.Code, null, null, 0, 0, 0, 0, "{0}", e.Message);
+            return false;
+        }
+    }
+
+    CompilerInfo ProbeCached(string compiler)
+    {
+        string resolved = Resolve(compiler);
+        string stamp = File.Exists(resolved) ? File.GetLastWriteTimeUtc(resolved).Ticks.ToString() : "missing";
+        string cache = Path.Combine(IntermediateDirectory, "retpoline", "toolchain-" + Sanitize(compiler) + ".cache");
+        if (File.Exists(cache))
+        {
+            var lines = File.ReadAllLines(cache);
+            if (lines.Length == 2 && lines[0] == $"{resolved} {stamp}" && CompilerInfo.Deserialize(lines[1]) is { } cached) return cached;
+        }
+        var info = CompilerProbe.Probe(compiler, Path.Combine(IntermediateDirectory, "retpoline", "probe"));
+        Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
+        File.WriteAllLines(cache, [$"{resolved} {stamp}", info.Serialize()]);
+        return info;
+    }
+
+    /// <summary>The file PATH finds for a bare command name (only to notice the compiler changed).</summary>
+    static string Resolve(string command)
+    {
+        if (command.Contains('/')) return Path.GetFullPath(command);
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string p = Path.Combine(dir, command);
+            if (File.Exists(p)) return p;
+        }
+        return command;
+    }
+
+    static string Sanitize(string s) => string.Concat(s.Select(c => char.IsLetterOrDigit(c) || c is '-' or '.' or '+' ? c : '_'));
+}

@@ -1,0 +1,30 @@
+using Microsoft.Build.Utilities;
+using Retpoline.Toolchain;
+
+namespace Retpoline.Tasks;
+
+/// <summary>Engine diagnostics to MSBuild's own format: `file(line,col): error CODE: text`, so IDEs and CI annotate the line.</summary>
+static class DiagnosticLogging
+{
+    public static void Log(TaskLoggingHelper log, CompilerDiagnostic d, string? fallbackFile)
+    {
+        string? file = d.File ?? fallbackFile;
+        if (d.Severity == Severity.Error)
+            log.LogError(null, d.Code, null, file, d.Line, d.Column, 0, 0, "{0}", d.Message);
+        else
+            log.LogWarning(null, d.Code, null, file, d.Line, d.Column, 0, 0, "{0}", d.Message);
+    }
+
+    /// <summary>A verify finding or thunk problem: at its source line when DWARF gave one, else at the binary.</summary>
+    public static void Log(TaskLoggingHelper log, Diagnostic d, string binary, string policy)
+    {
+        string message = d.SourceFile is null ? d.Message : $"{d.Message} [{binary}]";
+        string? file = d.SourceFile ?? binary;
+        int line = d.Line ?? 0;
+        bool asError = d.Severity == Severity.Error && policy.Equals("Error", StringComparison.OrdinalIgnoreCase);
+        bool asWarning = d.Severity == Severity.Warning || (d.Severity == Severity.Error && policy.Equals("Warning", StringComparison.OrdinalIgnoreCase));
+        if (asError) log.LogError(null, d.Code, null, file, line, 0, 0, 0, "{0}", message);
+        else if (asWarning) log.LogWarning(null, d.Code, null, file, line, 0, 0, 0, "{0}", message);
+        else log.LogMessage(Microsoft.Build.Framework.MessageImportance.Normal, "{0}: {1}: {2}", file, d.Code, message);
+    }
+}

@@ -1,0 +1,45 @@
+using Microsoft.Build.Framework;
+using Retpoline.Toolchain;
+
+namespace Retpoline.Tasks;
+
+/// <summary>Links (or archives) the objects; skipped when the output is newer than every input and the command is unchanged.</summary>
+public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
+{
+    [Required] public ITaskItem[] Objects { get; set; } = [];
+    [Required] public string Output { get; set; } = "";
+    [Required] public string Driver { get; set; } = "";
+    [Required] public string CompilerFamily { get; set; } = "";
+    [Required] public string IntermediateDirectory { get; set; } = "";
+    public string Archiver { get; set; } = "ar";
+    public string OutputType { get; set; } = "Exe";
+    public bool RetpolineEnabled { get; set; } = true;
+    public string LdFlags { get; set; } = "";
+    public string[] LinkLibraries { get; set; } = [];
+    /// <summary>Static libraries and shared objects from referenced native projects: inputs for the up-to-date check too.</summary>
+    public ITaskItem[] LinkInputs { get; set; } = [];
+
+    [Output] public bool Linked { get; set; }
+
+    public override bool Execute()
+    {
+        var settings = new NativeSettings
+        {
+            OutputType = OutputType, RetpolineEnabled = RetpolineEnabled,
+            LdFlags = FlagSet.SplitFlags(LdFlags),
+            LinkLibraries = LinkLibraries.Where(l => l.Length > 0).ToList(),
+        };
+        var inputs = Objects.Select(o => o.ItemSpec).Concat(LinkInputs.Select(i => i.ItemSpec)).ToList();
+        var step = NativeLinker.Plan(settings, Driver, Archiver, inputs, Path.GetFullPath(Output), IntermediateDirectory);
+        if (NativeLinker.IsUpToDate(step, []))
+        {
+            Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} is up to date", Output);
+            return true;
+        }
+        Log.LogMessage(MessageImportance.Normal, "{0}", step.CommandLine);
+        var (ok, diagnostics) = NativeLinker.Run(step, Enum.Parse<CompilerFamily>(CompilerFamily), Path.GetDirectoryName(step.Output)!);
+        foreach (var d in diagnostics) DiagnosticLogging.Log(Log, d, null);
+        Linked = ok;
+        return ok && !Log.HasLoggedErrors;
+    }
+}
