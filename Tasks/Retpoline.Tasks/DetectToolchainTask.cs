@@ -27,8 +27,8 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
     {
         try
         {
-            var cc = ProbeCached(CC);
-            CompilerInfo? cxx = NeedCxx ? ProbeCached(CXX) : null;
+            var cc = ProbeCached(CC, cxx: false);
+            CompilerInfo? cxx = NeedCxx ? ProbeCached(CXX, cxx: true) : null;
             foreach (var c in new[] { cc, cxx })
             {
                 if (c is null) continue;
@@ -56,7 +56,7 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
         }
     }
 
-    CompilerInfo ProbeCached(string compiler)
+    CompilerInfo ProbeCached(string compiler, bool cxx)
     {
         string resolved = Resolve(compiler);
         string stamp = File.Exists(resolved) ? File.GetLastWriteTimeUtc(resolved).Ticks.ToString() : "missing";
@@ -66,7 +66,7 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
             var lines = File.ReadAllLines(cache);
             if (lines.Length == 2 && lines[0] == $"{resolved} {stamp}" && CompilerInfo.Deserialize(lines[1]) is { } cached) return cached;
         }
-        var info = CompilerProbe.Probe(compiler, Path.Combine(IntermediateDirectory, "retpoline", "probe"));
+        var info = CompilerProbe.Probe(compiler, Path.Combine(IntermediateDirectory, "retpoline", "probe"), cxx);
         Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
         File.WriteAllLines(cache, [$"{resolved} {stamp}", info.Serialize()]);
         return info;

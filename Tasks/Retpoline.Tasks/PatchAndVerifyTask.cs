@@ -40,7 +40,10 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
             string reason = item.GetMetadata("Reason");
             if (string.IsNullOrWhiteSpace(reason))
                 return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolineAllow '{item.ItemSpec}' needs a Reason (why is this indirect branch acceptable?)");
-            rules.Add(new AllowRule(item.ItemSpec, reason));
+            // MSBuild expands `*` in Include against files (and drops an item that matches none), so a glob is
+            // written escaped (Include="tramp%2A") or in the Pattern metadata.
+            string pattern = item.GetMetadata("Pattern") is { Length: > 0 } p ? p : item.ItemSpec;
+            rules.Add(new AllowRule(pattern, reason));
         }
         if (StampFile.Length > 0) File.Delete(StampFile);
 

@@ -9,7 +9,8 @@ namespace Retpoline.Toolchain;
 public static partial class CompilerProbe
 {
     /// <exception cref="ToolchainException">The compiler cannot be run or is not GCC/Clang.</exception>
-    public static CompilerInfo Probe(string compiler, string scratchDirectory)
+    /// <param name="cxx">Probe as a C++ compiler: clang++ warns about a .c input, which -Werror turns into a failure.</param>
+    public static CompilerInfo Probe(string compiler, string scratchDirectory, bool cxx = false)
     {
         var version = ProcessRunner.Run(compiler, ["--version"]);
         if (version.ExitCode != 0)
@@ -26,11 +27,11 @@ public static partial class CompilerProbe
         string target = ProcessRunner.Run(compiler, ["-dumpmachine"]).StandardOutput.Trim();
 
         Directory.CreateDirectory(scratchDirectory);
-        string source = Path.Combine(scratchDirectory, "retpoline_probe.c");
+        string source = Path.Combine(scratchDirectory, cxx ? "retpoline_probe.cpp" : "retpoline_probe.c");
         File.WriteAllText(source, "int retpoline_probe(int (*f)(void)) { return f(); }\n");
         bool Accepts(params string[] flags)
         {
-            string obj = Path.Combine(scratchDirectory, "retpoline_probe.o");
+            string obj = Path.Combine(scratchDirectory, cxx ? "retpoline_probe_cxx.o" : "retpoline_probe.o");
             var r = ProcessRunner.Run(compiler, [.. flags, "-Werror", "-c", source, "-o", obj]);
             return r.ExitCode == 0;
         }
