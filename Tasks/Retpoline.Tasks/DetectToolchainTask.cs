@@ -12,6 +12,8 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
     [Required] public string CC { get; set; } = "";
     [Required] public string CXX { get; set; } = "";
     [Required] public string IntermediateDirectory { get; set; } = "";
+    /// <summary>Where the probe cache lives: obj/ itself, so cleaning one configuration does not re-probe.</summary>
+    public string CacheDirectory { get; set; } = "";
     public bool NeedCxx { get; set; }
     public bool RetpolineEnabled { get; set; } = true;
     public bool ReturnThunk { get; set; }
@@ -60,7 +62,7 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
     {
         string resolved = Resolve(compiler);
         string stamp = File.Exists(resolved) ? File.GetLastWriteTimeUtc(resolved).Ticks.ToString() : "missing";
-        string cache = Path.Combine(IntermediateDirectory, "retpoline", "toolchain-" + Sanitize(compiler) + ".cache");
+        string cache = Path.Combine(CacheDirectory.Length > 0 ? CacheDirectory : Path.Combine(IntermediateDirectory, "retpoline"), "toolchain-" + Sanitize(compiler) + ".cache");
         if (File.Exists(cache))
         {
             var lines = File.ReadAllLines(cache);
