@@ -17,6 +17,18 @@ static class VerifyCommand
             Allow = a.All("--allow").Select(ParseAllow).ToList(),
         };
 
+        // An unwritable --sarif path is a usage problem: say so before doing the work, not after printing the report.
+        FileStream? sarifStream = null;
+        if (a.Get("--sarif") is { } sarifPath)
+        {
+            try { sarifStream = File.Create(sarifPath); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new RetpolineException(Codes.IoError, sarifPath, $"cannot write the SARIF log: {e.Message}");
+            }
+        }
+        using var sarifOwner = sarifStream;
+
         // RETPOLINE_TIMING=1 prints where the time went (verify vs report output) to stderr: for benchmarking.
         bool timing = Environment.GetEnvironmentVariable("RETPOLINE_TIMING") == "1";
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -54,18 +66,7 @@ static class VerifyCommand
             foreach (var r in reports) TextReport.Write(stdout, r);
 
         if (timing) stderr.WriteLine($"retpoline: timing: report {clock.ElapsedMilliseconds} ms");
-        if (a.Get("--sarif") is { } sarif)
-        {
-            try
-            {
-                using var f = File.Create(sarif);
-                SarifWriter.Write(f, reports, unusable);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new RetpolineException(Codes.IoError, sarif, $"cannot write the SARIF log: {e.Message}");
-            }
-        }
+        if (sarifStream is not null) SarifWriter.Write(sarifStream, reports, unusable);
 
         if (unusable.Count > 0) return ExitCodes.Unusable;
         return reports.Any(r => r.HasErrors) ? ExitCodes.Findings : ExitCodes.Clean;

@@ -1,8 +1,9 @@
 namespace Retpoline;
 
 /// <summary>
-/// Every diagnostic code the product emits, in one place. The README's "Diagnostics" section documents each
-/// as Problem / Fix / Waive if / Example; keep the two in step.
+/// Every diagnostic code the engine emits, in one place (the SDK's build codes, RPL02xx, are in
+/// Toolchain/CompilerProbe.cs). docs/diagnostics.md documents each as Problem / Fix / Waive if / Example, from
+/// Reporting/RuleCatalog.cs; a test keeps the page and the catalog in step.
 /// </summary>
 public static class Codes
 {

@@ -17,8 +17,8 @@ public static class SarifWriter
         var results = reports.SelectMany(r => r.Diagnostics.Select(d => (r.Path, d)))
             .Concat((unusable ?? []).Select(e => (Path: e.FilePath, d: new Diagnostic(e.Code, Severity.Error, e.Message))))
             .ToList();
-        var used = results.Select(x => x.d.Code).ToHashSet();
-        var rules = RuleCatalog.All.Where(r => used.Contains(r.Code) || r.Code.StartsWith("RPL000", StringComparison.Ordinal)).ToList();
+        // Every rule, used or not: a SARIF viewer can then explain any code, and the rule indexes never shift.
+        var rules = RuleCatalog.All.ToList();
         var ruleIndex = rules.Select((r, i) => (r.Code, i)).ToDictionary(x => x.Code, x => x.i);
 
         using var w = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });

@@ -26,10 +26,14 @@ public static class ThunkChecks
             if (t.Exported)
                 yield return new Diagnostic(Codes.ThunkExported, Severity.Warning,
                     $"thunk '{t.Name}' is exported with default visibility from a shared library, so another object can interpose it; define it hidden (native/retpoline_thunks.S does)", t.Address, t.Name);
-            if (shstk && body.Form is ThunkForm.Generic or ThunkForm.GenericReturn)
-                yield return new Diagnostic(Codes.ShstkWithGeneric, Severity.Error,
-                    $"the binary is marked shadow-stack compatible (SHSTK) but thunk '{t.Name}' has the Generic body, whose 'mov %reg,(%rsp); ret' faults under CET shadow stacks; link without the SHSTK marking or patch the thunks for vendor None/Amd", t.Address, t.Name);
         }
+
+        // One line per file, not per thunk: the cause (the SHSTK marking) is one.
+        var generic = thunks.Where(t => t.Body?.Form is ThunkForm.Generic or ThunkForm.GenericReturn).ToList();
+        if (shstk && generic.Count > 0)
+            yield return new Diagnostic(Codes.ShstkWithGeneric, Severity.Error,
+                $"the binary is marked shadow-stack compatible (SHSTK) but {generic.Count} thunk(s) have the Generic body ({string.Join(", ", generic.Take(3).Select(t => t.Name))}{(generic.Count > 3 ? ", …" : "")}), whose 'mov %reg,(%rsp); ret' faults under CET shadow stacks; link without the SHSTK marking or patch the thunks for vendor None/Amd",
+                generic[0].Address, generic[0].Name);
 
         if (elf.Kind == ElfKind.Relocatable) yield break; // an object leaves thunks to the final link
         var defined = new HashSet<string>(thunks.Select(t => t.Name), StringComparer.Ordinal);
