@@ -9,7 +9,8 @@ public static class TextReport
 {
     public static void Write(TextWriter o, VerifyReport r)
     {
-        foreach (var d in r.Diagnostics)
+        // Streamed, not r.Diagnostics: nothing is kept once written (tens of thousands of lines on a large library).
+        foreach (var d in Policy.FindingDiagnostics.For(r.Findings, r.Strict).Concat(r.FileDiagnostics))
         {
             string where = d.SourceFile is { } f ? (d.Line is int l ? $"{f}:{l}" : f) : r.Path;
             o.Write(where);
@@ -39,7 +40,8 @@ public static class TextReport
 
     public static string Summary(VerifyReport r)
     {
-        int errors = r.Diagnostics.Count(d => d.Severity == Severity.Error), warnings = r.Diagnostics.Count(d => d.Severity == Severity.Warning);
+        int errors = r.Findings.Count(f => Policy.FindingDiagnostics.IsError(f, r.Strict)) + r.FileDiagnostics.Count(d => d.Severity == Severity.Error);
+        int warnings = r.FileDiagnostics.Count(d => d.Severity == Severity.Warning);
         var classes = r.Findings.GroupBy(f => f.Class).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
         var forms = r.Thunks.GroupBy(t => t.Form).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
         string verdict = errors > 0 ? "FAIL" : "PASS";
