@@ -17,11 +17,13 @@ public static partial class CompilerProbe
             throw new ToolchainException(ToolchainCodes.CompilerNotFound,
                 $"cannot run the C compiler '{compiler}' ({FirstLine(version.StandardError)}); install gcc (apt-get install gcc g++) or clang, or set CC/CXX");
         string text = version.StandardOutput;
-        var family = text.Contains("clang", StringComparison.OrdinalIgnoreCase) ? CompilerFamily.Clang
-            : text.Contains("Free Software Foundation", StringComparison.Ordinal) || text.Contains("gcc", StringComparison.OrdinalIgnoreCase) || text.Contains("g++", StringComparison.OrdinalIgnoreCase) ? CompilerFamily.Gcc
-            : throw new ToolchainException(ToolchainCodes.CompilerUnsupported, $"'{compiler}' is neither GCC nor Clang ({FirstLine(text)}); retpolines need one of them");
+        // `-v` names the compiler unambiguously ("gcc version 12.2.0", "clang version 14.0.6"); --version text alone
+        // does not (coreutils' `true --version` also credits the Free Software Foundation).
+        string verbose = ProcessRunner.Run(compiler, ["-v"]).StandardError;
+        var family = verbose.Contains("clang version", StringComparison.Ordinal) ? CompilerFamily.Clang
+            : verbose.Contains("gcc version", StringComparison.Ordinal) ? CompilerFamily.Gcc
+            : throw new ToolchainException(ToolchainCodes.CompilerUnsupported, $"'{compiler}' is neither GCC nor Clang ({FirstLine(text)}); retpolines need one of them (set CC/CXX to gcc/g++ or clang/clang++)");
 
-        // GCC's -dumpversion may say just "12"; -dumpfullversion (GCC >= 7) says "12.2.0".
         var dumped = ProcessRunner.Run(compiler, [family == CompilerFamily.Gcc ? "-dumpfullversion" : "-dumpversion"]).StandardOutput.Trim();
         var v = ParseVersion(family == CompilerFamily.Clang ? ClangVersion().Match(text).Groups[1].Value : dumped) ?? ParseVersion(dumped) ?? new Version(0, 0);
         string target = ProcessRunner.Run(compiler, ["-dumpmachine"]).StandardOutput.Trim();
