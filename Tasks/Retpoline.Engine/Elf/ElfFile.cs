@@ -223,7 +223,7 @@ public sealed class ElfFile
         if (!sections.Any(s => s.Type is ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM)) return (symtab, dynsym);
         try
         {
-            using var stream = new MemoryStream(data, writable: false);
+            using var stream = new SectionsOnlyStream(data);
             var elf = ELFReader.Load<ulong>(stream, shouldOwnStream: false);
             foreach (var section in elf.Sections)
             {

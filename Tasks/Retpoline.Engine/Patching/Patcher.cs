@@ -57,6 +57,10 @@ public static class Patcher
         }
 
         var diagnostics = new List<Diagnostic>();
+        // Our thunks are hidden, so only .symtab names them: after strip, patch would silently find nothing.
+        if (planned.Count == 0 && !elf.HasStaticSymbols && elf.Kind != ElfKind.Relocatable)
+            diagnostics.Add(new Diagnostic(Codes.ThunkMissing, Severity.Warning,
+                "no symbol table (stripped?): thunks cannot be located, so none was patched; patch before stripping (strip keeps the patched bytes)"));
         if (vendor == Vendor.Amd)
             diagnostics.Add(new Diagnostic(Codes.AmdVendor, Severity.Warning, AmdWarning));
         return new PatchResult
