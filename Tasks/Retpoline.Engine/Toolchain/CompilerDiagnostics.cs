@@ -9,7 +9,8 @@ public sealed record CompilerDiagnostic(Severity Severity, string? File, int Lin
 /// Parses GCC/Clang/ld output ourselves rather than with MSBuild's canonical-error regex, which invents `G<hash>`
 /// codes for GCC lines and misses `fatal error:`, notes and linker errors. Recognised:
 /// `file:line:col: error|warning|fatal error|note: text [-Wflag]`, `file:line: …`, `cc1: error: …`,
-/// `file.o:(.text+0x1f): undefined reference to 'x'`, `/usr/bin/ld: …`, `collect2: error: …`.
+/// `file.o:(.text+0x1f): undefined reference to 'x'` (with the `in function 'f':` line before it folded in),
+/// `/usr/bin/ld: …`, `collect2: error: …`. GCC's -mindirect-branch/-fcf-protection clash gets its own code (RPL0210).
 /// The code is `GCC`/`CLANG` for compiler lines (the -W flag stays in the text) and `LD` for linker lines.
 /// </summary>
 public static partial class CompilerDiagnostics
@@ -20,18 +21,43 @@ public static partial class CompilerDiagnostics
     [GeneratedRegex(@"^(?<tool>cc1plus|cc1|cc1as|clang(?:\+\+)?(?:-\d+)?|gcc|g\+\+|collect2|ld(?:\.\w+)?(?:-\d+)?|/usr/bin/ld(?:\.\w+)?(?:-\d+)?|[^\s:]*ld\.lld(?:-\d+)?):\s*(?<kind>fatal error|error|warning|note)?:?\s*(?<text>.*)$")]
     private static partial Regex Tool();
 
-    [GeneratedRegex(@"^(?<file>[^:\n]+?):(?:\((?<sect>[^)]*)\)|(?<line>\d+)):\s*(?<text>(?:undefined reference|multiple definition|relocation).*)$")]
+    // `b.c:2: undefined reference to 'f'`, `x.o:(.text+0xb): …`, or just `(.text+0x17): …` after an `in function` line.
+    [GeneratedRegex(@"^(?:(?<file>[^:\n]+?):)?(?:\((?<sect>[^)]*)\)|(?<line>\d+)):\s*(?<text>(?:undefined reference|multiple definition|relocation).*)$")]
     private static partial Regex LinkerLocated();
+
+    // `/usr/bin/ld: obj/b.c.o: in function 'g':`: the context of the linker error on the next line.
+    [GeneratedRegex(@"^(?:[^\s:]*ld(?:\.\w+)?(?:-\d+)?:\s*)?(?<obj>[^:\n]+?): in function [`'\u2018](?<fn>[^'\u2019]+)['\u2019]:$")]
+    private static partial Regex LinkerContext();
+
+    /// <summary>
+    /// GCC's text when `-mindirect-branch=thunk|thunk-inline` or `-mfunction-return=thunk|thunk-inline` meets
+    /// `-fcf-protection` (DESIGN.md §3; GCC before 10 says it for thunk-extern too). GCC says it once per function,
+    /// the inline functions of system headers included.
+    /// </summary>
+    [GeneratedRegex(@"^'-m(?<flag>indirect-branch|function-return)' and '-fcf-protection' are not compatible")]
+    private static partial Regex CfProtectionConflict();
+
+    /// <summary>What to do about it: the SDK's thunk-extern forms are compatible, so a user flag overrode them.</summary>
+    static string CfProtectionFix(string flag) =>
+        $" (the SDK's own -m{flag}=thunk-extern works with -fcf-protection: remove -m{flag}=thunk or thunk-inline from CFlags/CxxFlags; " +
+        "GCC before 10 rejects thunk-extern too: use GCC >= 10 or clang)";
 
     public static List<CompilerDiagnostic> Parse(string output, CompilerFamily family)
     {
         string code = family == CompilerFamily.Clang ? "CLANG" : "GCC";
         var list = new List<CompilerDiagnostic>();
+        string? contextObject = null, contextFunction = null;
         foreach (var raw in output.Split('\n'))
         {
             string line = raw.TrimEnd('\r');
             if (line.Length == 0) continue;
             Match m;
+            if ((m = LinkerContext().Match(line)).Success)
+            {
+                contextObject = m.Groups["obj"].Value;
+                contextFunction = m.Groups["fn"].Value;
+                continue;
+            }
             if ((m = Located().Match(line)).Success)
             {
                 string kind = m.Groups["kind"].Value, text = m.Groups["text"].Value;
@@ -42,21 +68,34 @@ public static partial class CompilerDiagnostics
                     if (list.Count > 0) { var last = list[^1]; list[^1] = last with { Message = $"{last.Message} (note: {file}:{ln}: {text})" }; }
                     continue;
                 }
+                if (CfProtectionConflict().Match(text) is { Success: true } conflict)
+                {
+                    // RPL0210 (issue 6): one coded error per compile and per message, at the first function, naming the
+                    // fix; the repeats for every later function (a screenful at -O2) add nothing.
+                    if (!list.Any(d => d.Code == ToolchainCodes.CfProtectionConflict && d.Message.StartsWith(text, StringComparison.Ordinal)))
+                        list.Add(new CompilerDiagnostic(Severity.Error, file, ln, col, ToolchainCodes.CfProtectionConflict, text + CfProtectionFix(conflict.Groups["flag"].Value)));
+                    continue;
+                }
                 list.Add(new CompilerDiagnostic(kind == "warning" ? Severity.Warning : Severity.Error, file, ln, col, code, text));
             }
             else if ((m = LinkerLocated().Match(line)).Success)
             {
                 int ln = m.Groups["line"].Success ? int.Parse(m.Groups["line"].Value) : 0;
-                list.Add(new CompilerDiagnostic(Severity.Error, m.Groups["file"].Value, ln, 0, "LD", m.Groups["text"].Value));
+                string? file = m.Groups["file"].Success && m.Groups["file"].Value != "<stdin>" ? m.Groups["file"].Value : contextObject;
+                string text = m.Groups["text"].Value;
+                if (contextFunction is not null) text += $" (in function '{contextFunction}'{(contextObject is not null && file != contextObject ? $" of {contextObject}" : "")})";
+                list.Add(new CompilerDiagnostic(Severity.Error, file, ln, 0, "LD", text));
             }
             else if ((m = Tool().Match(line)).Success)
             {
                 string tool = m.Groups["tool"].Value, kind = m.Groups["kind"].Value, text = m.Groups["text"].Value;
                 if (text.Length == 0 || text.EndsWith("in function", StringComparison.Ordinal) || text.Contains(": in function `", StringComparison.Ordinal)) continue; // context for the next line
-                bool linker = tool.Contains("ld", StringComparison.Ordinal) || tool == "collect2";
+                // collect2's "ld returned 1" and clang's "linker command failed" summarise the linker's own errors.
+                bool summary = tool == "collect2" || text.StartsWith("linker command failed", StringComparison.Ordinal);
+                bool linker = summary || tool.Contains("ld", StringComparison.Ordinal);
                 if (kind == "note") { if (list.Count > 0) list[^1] = list[^1] with { Message = $"{list[^1].Message} (note: {text})" }; continue; }
                 var severity = kind == "warning" ? Severity.Warning : Severity.Error;
-                if (tool == "collect2" && list.Any(d => d.Severity == Severity.Error)) continue; // "ld returned 1 exit status" repeats what was said
+                if (summary && list.Any(d => d.Severity == Severity.Error)) continue; // repeats what was said
                 list.Add(new CompilerDiagnostic(severity, null, 0, 0, linker ? "LD" : code, text));
             }
         }
