@@ -8,6 +8,7 @@ static class Usage
         Usage:
           retpoline verify [--json] [--sarif FILE] [--strict] [--harden-sls] [--allow PATTERN=REASON]... FILE...
           retpoline patch --vendor Generic|Amd|None|Host [--call-sites thunk|inline] [--dry-run] [--explain] FILE...
+          retpoline audit [--json] [--sarif FILE] [--require-policy] [--configuration C] SOLUTION|PROJECT|DIR
           retpoline --help | --version
 
         verify   Decode every executable byte, classify every indirect call/jmp (UserCode, Plt, ToolchainStartup,
@@ -26,8 +27,18 @@ static class Usage
           --dry-run       show what would change, write nothing
           --explain       with Host: print what was read and why the vendor was chosen
 
+        audit    Evaluate every project of a solution (.sln, .slnx), a project, or every project under a folder with the
+                 installed .NET SDK's MSBuild (no restore or build needed) and print one row per project: kind (native,
+                 managed-with-package, managed-without-package), vendor, policy, and the native binaries it produces or ships (its output,
+                 native ProjectReferences, None/Content copied to output, restored packages' linux-x64 native assets,
+                 RetpolineBinary) with their status: PASS, FAIL, exempt (RetpolineExclude), not built.
+          --json            print one JSON object: {"projects":[{"path","kind","vendor","policy","binaries":[{"path","origin","status","errors"}]}]}
+          --sarif FILE      also write the verified binaries' findings as SARIF 2.1.0
+          --require-policy  a project that ships native code without Retpoline.Sdk is a failure (exit 1)
+          --configuration C evaluate with Configuration=C (default Debug)
+
         Exit codes: 0 clean, 1 findings (any error), 2 unusable input or usage.
-        Diagnostics: RPL0001–RPL0018 and RPL0100–RPL0108, documented in docs/diagnostics.md.
+        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0108 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
 
         """;
 }

@@ -69,9 +69,25 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
         var stale = steps.Where(s => !NativeCompiler.IsUpToDate(s)).ToList();
         Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} of {1} source(s) to compile", stale.Count, steps.Count);
         var outcomes = new CompileOutcome?[stale.Count];
-        int degree = MaxParallelism > 0 ? MaxParallelism : Environment.ProcessorCount;
-        Parallel.For(0, stale.Count, new ParallelOptions { MaxDegreeOfParallelism = degree, CancellationToken = cancel.Token }, i =>
-            outcomes[i] = NativeCompiler.Run(stale[i], family, ProjectDirectory));
+        if (stale.Count > 0)
+        {
+            // As many compilers at once as MSBuild grants cores (IBuildEngine9: shared with the other projects this
+            // build runs in parallel), never more than the machine has or MaxParallelism says.
+            int wanted = Math.Min(stale.Count, MaxParallelism > 0 ? MaxParallelism : Environment.ProcessorCount);
+            int granted = 0;
+            var engine = BuildEngine as IBuildEngine9;
+            try
+            {
+                if (engine is not null) { try { granted = engine.RequestCores(wanted); } catch (NotImplementedException) { engine = null; } }
+                int degree = Math.Max(1, engine is not null ? Math.Min(granted, wanted) : wanted);
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                Parallel.For(0, stale.Count, new ParallelOptions { MaxDegreeOfParallelism = degree, CancellationToken = cancel.Token }, i =>
+                    outcomes[i] = NativeCompiler.Run(stale[i], family, ProjectDirectory));
+                Log.LogMessage(MessageImportance.Normal, "Retpoline: compiled {0} source(s) in {1} ms with {2} parallel job(s)", stale.Count, clock.ElapsedMilliseconds, degree);
+            }
+            catch (OperationCanceledException) { Log.LogError("Retpoline: compilation cancelled"); return false; }
+            finally { if (engine is not null && granted > 0) engine.ReleaseCores(granted); }
+        }
 
         bool ok = true;
         foreach (var o in outcomes)
@@ -79,7 +95,7 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
             if (o is null) continue;
             // Logged in source order after the parallel run, so the log reads the same every time.
             Log.LogMessage(MessageImportance.Normal, "{0}", o.Step.CommandLine);
-            foreach (var d in o.Diagnostics) DiagnosticLogging.Log(Log, d, o.Step.Source);
+            foreach (var d in o.Diagnostics) DiagnosticLogging.Log(Log, d, o.Step.Source, ProjectDirectory);
             ok &= o.Succeeded;
         }
         Compiled = stale.Count;

@@ -6,9 +6,12 @@ namespace Retpoline.Tasks;
 /// <summary>Engine diagnostics to MSBuild's own format: `file(line,col): error CODE: text`, so IDEs and CI annotate the line.</summary>
 static class DiagnosticLogging
 {
-    public static void Log(TaskLoggingHelper log, CompilerDiagnostic d, string? fallbackFile)
+    /// <param name="projectDirectory">A relative path (ld names sources as DWARF recorded them, `./b.c` after
+    /// -ffile-prefix-map) is resolved against it, so every compiler and linker diagnostic names an absolute path.</param>
+    public static void Log(TaskLoggingHelper log, CompilerDiagnostic d, string? fallbackFile, string projectDirectory)
     {
         string? file = d.File ?? fallbackFile;
+        if (file is not null && !file.StartsWith('<')) file = Path.GetFullPath(file, projectDirectory);
         if (d.Severity == Severity.Error)
             log.LogError(null, d.Code, null, file, d.Line, d.Column, 0, 0, "{0}", d.Message);
         else

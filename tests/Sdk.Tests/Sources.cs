@@ -56,8 +56,19 @@ public static class Sources
         </Project>
         """;
 
+    /// <summary>A compile error on line 3 (column 12), and a warning whose note must stay attached to it.</summary>
+    public const string BrokenC = "int main(void)\n{\n    return undefined_thing;\n}\n";
+    public const string WarnWithNoteC = "void take(int *p);\nvoid call_it(void) { take(5); }\n";
+
+    /// <summary>Calls a function nothing defines: a linker error at line 2.</summary>
+    public const string UndefinedReferenceC = "extern int missing_function(void);\nint main(void) { return missing_function(); }\n";
+
     // Thunk bodies for %rax (DESIGN.md §3), 17 bytes each.
     public const string GenericRax = "e807000000f3900faee8ebf948890424c3";
     public const string AmdRax = "0faee8ffe0cccccccccccccccccccccccc";
     public const string NoneRax = "ffe0cccccccccccccccccccccccccccccc";
+    // ... and for %r11, the only register Clang's -mretpoline-external-thunk calls through.
+    public const string GenericR11 = "e807000000f3900faee8ebf94c891c24c3";
+    public const string AmdR11 = "0faee841ffe3cccccccccccccccccccccc";
+    public const string NoneR11 = "41ffe3cccccccccccccccccccccccccccc";
 }

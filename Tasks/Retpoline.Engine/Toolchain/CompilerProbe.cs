@@ -80,4 +80,8 @@ public static class ToolchainCodes
     public const string BadItem = "RPL0208";
     public const string FullFrameworkMSBuild = "RPL0209";
     public const string CfProtectionConflict = "RPL0210";
+    /// <summary>`retpoline audit`: no .NET SDK (and so no MSBuild) was found to evaluate projects with.</summary>
+    public const string AuditNoMSBuild = "RPL0211";
+    /// <summary>`retpoline audit`: a solution or project could not be read or evaluated.</summary>
+    public const string AuditUnusableProject = "RPL0212";
 }

@@ -60,9 +60,13 @@ public static class FlagSet
     public static List<string> Link(NativeSettings s, IEnumerable<string> objects, string output)
     {
         var f = new List<string>();
-        if (s.OutputType == "Library") f.Add("-shared");
+        // A soname, so whoever links us by path records `libx.so` (found beside it at run time), not that path.
+        if (s.OutputType == "Library") f.AddRange(["-shared", "-Wl,-soname," + Path.GetFileName(output)]);
         if (s.RetpolineEnabled) f.AddRange(["-fno-plt", "-Wl,-z,now", "-Wl,-z,relro"]);
-        f.AddRange(objects);
+        var inputs = objects.ToList();
+        // Shared libraries of referenced projects are copied next to the output (GetCopyToOutputDirectoryItems).
+        if (inputs.Any(i => i.EndsWith(".so", StringComparison.Ordinal))) f.Add("-Wl,-rpath,$ORIGIN");
+        f.AddRange(inputs);
         f.AddRange(["-o", output]);
         foreach (var l in s.LinkLibraries) f.Add(l.StartsWith('-') || l.Contains('/') ? l : "-l" + l);
         f.AddRange(s.LdFlags);

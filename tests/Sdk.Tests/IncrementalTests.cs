@@ -1,0 +1,81 @@
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Retpoline.Sdk.Tests;
+
+/// <summary>Incremental builds like make/ninja, and Clean removing exactly what the build wrote.</summary>
+public sealed class IncrementalTests(ITestOutputHelper log) : SdkTest(log)
+{
+    [Fact]
+    public void No_op_rebuild_starts_no_compiler_and_a_header_edit_recompiles_exactly_its_dependents()
+    {
+        var p = Sdk.NewProject("incr").Write("app.nativeproj", Sources.Project("Exe"))
+            .Write("a.h", "#define A_VALUE 40\n")
+            .Write("uses_a.c", "#include \"a.h\"\nlong get_a(void) { return A_VALUE; }\n")
+            .Write("other.c", "long get_b(void) { return 2; }\n")
+            .Write("main.c", "#include <stdio.h>\nlong get_a(void); long get_b(void);\nint main(void){printf(\"%ld\\n\", get_a()+get_b());return 0;}\n");
+        var first = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Equal(4, Native.CompilerInvocations(first.Output)); // three sources and the package's thunks
+        Assert.Equal(1, Native.LinkInvocations(first.Output));
+        Assert.Equal("42", p.RunProgram("bin/Debug/app").Output.Trim());
+
+        var noop = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Equal(0, Native.CompilerInvocations(noop.Output));
+        Assert.Equal(0, Native.LinkInvocations(noop.Output));
+        Assert.Contains("0 of 4 source(s) to compile", noop.Output);
+        Assert.Contains("is up to date", noop.Output);
+        Assert.Contains("Skipping target \"RetpolinePatchAndVerify\"", noop.Output);
+
+        Thread.Sleep(1100); // coarse file systems: make the edit strictly newer than the objects
+        p.Write("a.h", "#define A_VALUE 41\n");
+        var edit = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Contains("1 of 4 source(s) to compile", edit.Output);
+        Assert.Equal(1, Native.CompilerInvocations(edit.Output));
+        Assert.Matches(@"(?m)^\s*gcc .* -c \S*/uses_a\.c ", edit.Output);
+        Assert.Equal(1, Native.LinkInvocations(edit.Output));
+        Assert.Equal("43", p.RunProgram("bin/Debug/app").Output.Trim());
+    }
+
+    [Fact]
+    public void A_changed_command_line_recompiles_and_a_changed_vendor_only_repatches()
+    {
+        var p = Sdk.NewProject("cmdline").Write("main.c", "#include <stdio.h>\nint main(void){printf(\"%d\\n\", VALUE);return 0;}\n")
+            .Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><DefineConstants>VALUE=1</DefineConstants></PropertyGroup>"));
+        MustBuild(p, "app.nativeproj");
+        Assert.Equal("1", p.RunProgram("bin/Debug/app").Output.Trim());
+
+        p.Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><DefineConstants>VALUE=2</DefineConstants></PropertyGroup>"));
+        var r = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Contains("2 of 2 source(s) to compile", r.Output); // DefineConstants reach every source, the package's thunks too
+        Assert.Equal("2", p.RunProgram("bin/Debug/app").Output.Trim());
+
+        Thread.Sleep(1100); // coarse file systems: make the edit strictly newer than the object
+        p.Write("main.c", "#include <stdio.h>\nint main(void){printf(\"%d\\n\", VALUE + 1);return 0;}\n");
+        var one = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Contains("1 of 2 source(s) to compile", one.Output);
+        Assert.Equal("3", p.RunProgram("bin/Debug/app").Output.Trim());
+
+        p.Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><DefineConstants>VALUE=2</DefineConstants><RetpolineVendor>None</RetpolineVendor></PropertyGroup>"));
+        var v = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Equal(0, Native.CompilerInvocations(v.Output));
+        Assert.Contains("patched", v.Output);
+        Assert.Equal(Sources.NoneRax, Native.ThunkHex(p.PathOf("bin/Debug/app")));
+    }
+
+    [Fact]
+    public void Clean_removes_what_the_build_wrote()
+    {
+        var p = Sdk.NewProject("clean").Write("app.nativeproj", Sources.Project("Exe")).Write("dispatch.c", Sources.DispatchC);
+        MustBuild(p, "app.nativeproj");
+        Assert.True(File.Exists(p.PathOf("bin/Debug/app")));
+        var r = p.Dotnet("clean", "app.nativeproj", "-nologo");
+        Assert.Equal(0, r.ExitCode);
+        Assert.False(File.Exists(p.PathOf("bin/Debug/app")));
+        Assert.False(File.Exists(p.PathOf("obj/Debug/dispatch.c.o")));
+        Assert.False(File.Exists(p.PathOf("obj/Debug/dispatch.c.d")));
+        Assert.False(File.Exists(p.PathOf("obj/Debug/compile_commands.json")));
+        Assert.False(File.Exists(p.PathOf("obj/Debug/retpoline/verified.stamp")));
+        // What is left under obj/ is restore's (project.assets.json and friends), never a build output.
+        Assert.Empty(Directory.EnumerateFiles(p.PathOf("obj/Debug"), "*.o", SearchOption.AllDirectories));
+    }
+}
