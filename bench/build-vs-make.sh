@@ -1,118 +1,184 @@
 #!/usr/bin/env bash
-# `dotnet build` of a generated 60-file C project with the packed SDK, against `make -j2` with the same compiler,
-# the same flags and the same thunk file, measured in the same run: clean and no-op builds, best of N, and the
-# share of patch+verify in the link step (from the task's own timing line at -v:n). See bench/README.md.
+# bench/build-vs-make.sh — `dotnet build` with Retpoline.Sdk against `make -j2` on the same generated C project, with
+# the same compiler and the same flags, measured in the same run:
+#   clean build    (after `dotnet clean` / `make clean`)           target: dotnet <= 1.15x make
+#   no-op build    (nothing changed)
+#   patch+verify   vs link time, from the tasks' own timings at -v:n   target: <= 5 % of link
+# Each figure is the best of $RUNS runs (default 3). make only compiles and links: patch and verify are the SDK's
+# extra work, and are inside the dotnet figures.
 #
-#   bench/build-vs-make.sh [FILES] [RUNS]
+# Usage: bench/build-vs-make.sh [FILES [RUNS]]   (FILES >= 50, default 60; RUNS default 3)
+# Env:   FUNCS=8 (dispatch-table/switch function groups per file: how much each file gives the compiler to do)
+#        RUNS=3  CC=gcc  JOBS=2  RETPOLINE_FEED=dir-with-Retpoline.Sdk.1.0.0.nupkg (default: pack the repo into a temp dir)
+#        KEEP=1 keeps the work directory.
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-files=${1:-60}
-runs=${2:-3}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+FILES=${1:-60}
+FUNCS=${FUNCS:-8}
+RUNS=${2:-${RUNS:-3}}
+CC=${CC:-gcc}
+JOBS=${JOBS:-2}
+(( FILES >= 50 )) || { echo "FILES must be >= 50" >&2; exit 2; }
+command -v "$CC" >/dev/null || { echo "$CC not found (apt-get install gcc)" >&2; exit 2; }
+command -v make >/dev/null || { echo "make not found (apt-get install make)" >&2; exit 2; }
 
-for cmd in dotnet gcc make awk; do command -v "$cmd" >/dev/null || { echo "bench: $cmd is required" >&2; exit 2; }; done
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/retpoline-bench-XXXXXX)
+[[ -n ${KEEP:-} ]] || trap 'rm -rf "$WORK"' EXIT
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 NUGET_PACKAGES="$WORK/packages"
+unset CFLAGS LDFLAGS
 
-echo "packing the SDK ..." >&2
-dotnet pack "$repo/Tasks/Retpoline.Tasks/Retpoline.Tasks.csproj" -c Release -o "$work/feed" -nologo -v quiet >"$work/pack.log" 2>&1 \
-  || { cat "$work/pack.log" >&2; exit 2; }
+# --- the package ----------------------------------------------------------------------------------------------------
+if [[ -n ${RETPOLINE_FEED:-} ]]; then
+  FEED=$(cd "$RETPOLINE_FEED" && pwd)
+else
+  FEED="$WORK/feed"
+  echo "packing the SDK into $FEED ..."
+  dotnet pack "$REPO/Tasks/Retpoline.Tasks/Retpoline.Tasks.csproj" -c Release -o "$FEED" --artifacts-path "$WORK/art" -v:q -nologo >/dev/null
+fi
+[[ -f $FEED/Retpoline.Sdk.1.0.0.nupkg ]] || { echo "no Retpoline.Sdk.1.0.0.nupkg in $FEED" >&2; exit 2; }
 
-# ---- the project: FILES translation units, each with some real work and a function-pointer table ----------------
-proj="$work/proj"
-mkdir -p "$proj/src"
-cat >"$proj/src/common.h" <<'H'
+# --- the project: FILES C files, each with FUNCS groups of a dispatch table, a switch and a loop, plus main.c ---------
+P="$WORK/proj"
+mkdir -p "$P/src"
+cat > "$P/src/common.h" <<'EOF'
 #ifndef COMMON_H
 #define COMMON_H
 typedef long (*op_fn)(long, long);
-long unit_entry(int unit, long x);
-H
-for ((i = 0; i < files; i++)); do
-  echo "long unit_$i(long x);" >>"$proj/src/common.h"
+long checksum(const long *v, int n);
+EOF
+for ((i = 0; i < FILES; i++)); do
+  echo "long unit_$i(long seed);" >> "$P/src/common.h"
   {
     echo '#include "common.h"'
-    for ((k = 0; k < 12; k++)); do
-      echo "static long f${k}(long a, long b) { long r = a; for (int j = 0; j < (int)(b & 15); j++) r = r * 31 + (a ^ (j + $k)); return r; }"
+    echo '#include <string.h>'
+    for ((k = 0; k < FUNCS; k++)); do
+      n="${i}_$k"
+      cat <<EOF
+static long add_$n(long a, long b) { return a + b + $k; }
+static long sub_$n(long a, long b) { return a - b - $i; }
+static long mul_$n(long a, long b) { return a * (b | 1); }
+static long mix_$n(long a, long b) { return (a << 3) ^ (b >> 2) ^ $k; }
+static const op_fn ops_$n[] = { add_$n, sub_$n, mul_$n, mix_$n };
+static long classify_$n(long x)
+{
+    switch (x & 15) {
+    case 0: return x + 1;   case 1: return x * 3;   case 2: return x - 7;  case 3: return x ^ 0x55;
+    case 4: return x >> 1;  case 5: return x << 2;  case 6: return ~x;     case 7: return x + $k;
+    case 8: return x * x;   case 9: return x / 3;   case 10: return x % 11; case 11: return -x;
+    default: return x;
+    }
+}
+struct acc_$n { long v[32]; int n; };
+static void push_$n(struct acc_$n *a, long x) { if (a->n < 32) a->v[a->n++] = x; else { memmove(a->v, a->v + 1, 31 * sizeof(long)); a->v[31] = x; } }
+static long part_$n(long seed)
+{
+    struct acc_$n a = { {0}, 0 };
+    long x = seed + $k;
+    for (int r = 0; r < 50; r++) {
+        x = ops_$n[(x ^ r) & 3](x, r + $i);
+        x = classify_$n(x);
+        push_$n(&a, x);
+    }
+    return checksum(a.v, a.n);
+}
+EOF
     done
-    echo "static const op_fn table[] = { f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11 };"
-    echo "long unit_$i(long x) { long acc = 0; for (int n = 0; n < 12; n++) acc += table[(x + n) % 12](x + n, n + $i); return acc; }"
-  } >"$proj/src/unit_$i.c"
+    echo "long unit_$i(long seed) { long t = seed;"
+    for ((k = 0; k < FUNCS; k++)); do echo "  t ^= part_${i}_$k(t);"; done
+    echo "  return t; }"
+  } > "$P/src/unit_$i.c"
 done
-echo "#endif" >>"$proj/src/common.h"
+echo "#endif" >> "$P/src/common.h"
 {
   echo '#include <stdio.h>'
   echo '#include "common.h"'
+  echo 'long checksum(const long *v, int n) { long s = 0; for (int i = 0; i < n; i++) s = s * 31 + v[i]; return s; }'
   echo 'int main(void) { long t = 0;'
-  for ((i = 0; i < files; i++)); do echo "  t += unit_$i($i);"; done
+  for ((i = 0; i < FILES; i++)); do echo "  t ^= unit_$i(t);"; done
   echo '  printf("%ld\n", t); return 0; }'
-} >"$proj/src/main.c"
+} > "$P/src/main.c"
 
-cat >"$proj/bench.nativeproj" <<'P'
+cat > "$P/bench.nativeproj" <<EOF
 <Project Sdk="Retpoline.Sdk/1.0.0">
   <PropertyGroup>
     <OutputType>Exe</OutputType>
-    <Configuration>Release</Configuration>
+    <CC>$CC</CC>
   </PropertyGroup>
 </Project>
-P
-cat >"$proj/NuGet.config" <<C
+EOF
+cat > "$P/NuGet.config" <<EOF
 <configuration>
-  <config><add key="globalPackagesFolder" value="$work/packages" /></config>
-  <packageSources><clear /><add key="bench" value="$work/feed" /></packageSources>
+  <config><add key="globalPackagesFolder" value="$WORK/packages" /></config>
+  <packageSources><clear /><add key="feed" value="$FEED" /></packageSources>
 </configuration>
-C
+EOF
 
-# ---- the same build in make: same gcc, same flags (as the SDK prints them at -v:n), same thunks -----------------
-thunks="$repo/native/retpoline_thunks.S"
-cat >"$proj/Makefile" <<M
-CFLAGS = -mindirect-branch=thunk-extern -mindirect-branch-register -fno-plt -O2 -g -ffile-prefix-map=$proj=. -MMD
-LDFLAGS = -fno-plt -Wl,-z,now -Wl,-z,relro
-SRCS = \$(wildcard src/*.c)
-OBJS = \$(patsubst src/%.c,mk/%.o,\$(SRCS)) mk/retpoline_thunks.o
-mk/app: \$(OBJS)
-	gcc \$(LDFLAGS) \$^ -o \$@
-mk/%.o: src/%.c | mk
-	gcc \$(CFLAGS) -c \$< -o \$@
-mk/retpoline_thunks.o: $thunks | mk
-	gcc \$(CFLAGS) -c \$< -o \$@
-mk:
-	mkdir -p mk
+# make: the same compiler, the same flags as the SDK's Release build, the package's thunks linked in.
+THUNKS="$WORK/packages/retpoline.sdk/1.0.0/native/retpoline_thunks.S"
+cat > "$P/Makefile" <<EOF
+CC := $CC
+CFLAGS := -mindirect-branch=thunk-extern -mindirect-branch-register -fno-plt -O2 -g -ffile-prefix-map=$P=. -I$(dirname "$THUNKS")
+LDFLAGS := -fno-plt -Wl,-z,now -Wl,-z,relro
+SRCS := \$(wildcard src/*.c)
+OBJS := \$(SRCS:src/%.c=mk/obj/%.o) mk/obj/retpoline_thunks.o
+mk/bench: \$(OBJS)
+	\$(CC) \$(LDFLAGS) \$^ -o \$@
+mk/obj/%.o: src/%.c | mk/obj
+	\$(CC) \$(CFLAGS) -MMD -MF \$(@:.o=.d) -c \$< -o \$@
+mk/obj/retpoline_thunks.o: $THUNKS | mk/obj
+	\$(CC) \$(CFLAGS) -MMD -MF \$(@:.o=.d) -c \$< -o \$@
+mk/obj:
+	mkdir -p \$@
+clean:
+	rm -rf mk
 -include \$(OBJS:.o=.d)
-M
+.PHONY: clean
+EOF
+# make's own outputs must not be picked up as sources by the SDK's globs (they are .o/.d, so they are not).
 
-cd "$proj"
-dotnet restore bench.nativeproj -nologo -v quiet >/dev/null   # restore is not part of either build
+cd "$P"
+echo "restoring (and warming the MSBuild node) ..."
+dotnet build bench.nativeproj -c Release -nologo -v:q >/dev/null
+[[ -f $THUNKS ]] || { echo "restore did not extract $THUNKS" >&2; exit 2; }
+
 now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-min() { awk 'NR == 1 || $1 < m { m = $1 } END { printf "%.3f", m }'; }
+best=()  # best-of-RUNS seconds, by label
+time_best() {  # label command...
+  local label=$1; shift
+  local b=""
+  for ((r = 0; r < RUNS; r++)); do
+    [[ -n ${PREP:-} ]] && eval "$PREP" >/dev/null 2>&1
+    local t0 t1 d
+    t0=$(now); "$@" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log"; echo "FAILED: $*" >&2; exit 1; }; t1=$(now)
+    d=$(echo "$t1 - $t0" | bc -l)
+    if [[ -z $b ]] || (( $(echo "$d < $b" | bc -l) )); then b=$d; cp "$WORK/last.log" "$WORK/$label.log"; fi
+  done
+  printf -v "T_$label" '%s' "$b"
+}
 
-dotnet_clean=(); dotnet_noop=(); make_clean=(); make_noop=(); shares=()
-for ((r = 1; r <= runs; r++)); do
-  rm -rf bin obj/Release mk
-  t0=$(now); dotnet build bench.nativeproj --no-restore -nologo -v:n >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 2; }; t1=$(now)
-  dotnet_clean+=("$(elapsed "$t0" "$t1")")
-  t0=$(now); dotnet build bench.nativeproj --no-restore -nologo -v:q >/dev/null 2>&1; t1=$(now)
-  dotnet_noop+=("$(elapsed "$t0" "$t1")")
-  # patch+verify against link, both timed inside the same build
-  pv=$(grep -oE 'patch [0-9]+ ms, verify [0-9]+ ms' "$work/build.log" | awk '{ print $2 + $5 }')
-  link=$(grep -oE 'LinkNativeTask.*' "$work/build.log" | head -1 || true)
-  t0=$(now); make -j2 -s >/dev/null; t1=$(now)
-  make_clean+=("$(elapsed "$t0" "$t1")")
-  link_s=$( { /usr/bin/time -f %e gcc -fno-plt -Wl,-z,now -Wl,-z,relro mk/*.o -o mk/app.relink >/dev/null; } 2>&1 )
-  shares+=("$(awk -v p="$pv" -v l="$link_s" 'BEGIN { printf "%.1f", (l > 0 ? 100 * p / 1000 / l : 0) }')")
-  t0=$(now); make -j2 -s >/dev/null; t1=$(now)
-  make_noop+=("$(elapsed "$t0" "$t1")")
-done
+nproc_=$(nproc)
+echo "project: $FILES C files x $FUNCS function groups + main.c, $CC $($CC -dumpfullversion 2>/dev/null || $CC -dumpversion), -O2 -g, make -j$JOBS, $nproc_ core(s), best of $RUNS"
 
-[ "$(./bin/Release/bench)" = "$(./mk/app)" ] || { echo "bench: the two builds print different results" >&2; exit 2; }
+PREP="make clean" time_best make_clean make -j"$JOBS"
+PREP=""          time_best make_noop  make -j"$JOBS"
+PREP="dotnet clean bench.nativeproj -c Release -nologo -v:q" time_best dotnet_clean dotnet build bench.nativeproj -c Release -nologo --no-restore -v:n -m:"$JOBS"
+PREP=""          time_best dotnet_noop  dotnet build bench.nativeproj -c Release -nologo --no-restore -v:n -m:"$JOBS"
 
-dc=$(printf '%s\n' "${dotnet_clean[@]}" | min); dn=$(printf '%s\n' "${dotnet_noop[@]}" | min)
-mc=$(printf '%s\n' "${make_clean[@]}" | min); mn=$(printf '%s\n' "${make_noop[@]}" | min)
-share=$(printf '%s\n' "${shares[@]}" | min)
-echo
-echo "project:  $files C files + main + thunks, gcc $(gcc -dumpfullversion), $(nproc) cores, best of $runs"
-printf '%-28s %10s %10s %8s\n' "" "dotnet" "make -j2" "ratio"
-printf '%-28s %9ss %9ss %7sx\n' "clean build" "$dc" "$mc" "$(awk -v a="$dc" -v b="$mc" 'BEGIN { printf "%.2f", a / b }')"
-printf '%-28s %9ss %9ss %7sx\n' "no-op build" "$dn" "$mn" "$(awk -v a="$dn" -v b="$mn" 'BEGIN { printf "%.0f", (b > 0 ? a / b : 0) }')"
-echo "patch+verify = ${share}% of the link step (target <= 5%)"
-echo "(targets: clean <= 1.15x make; the no-op figure is mostly MSBuild's own start-up: no compiler runs)"
+# Same program either way?
+[[ $(./mk/bench) == $(./bin/Release/bench) ]] || { echo "make and dotnet builds print different results" >&2; exit 1; }
+# The no-op build must not have started a compiler.
+if grep -Eq "^\s*$CC .* -c " "$WORK/dotnet_noop.log"; then echo "no-op dotnet build started a compiler" >&2; exit 1; fi
+
+link_ms=$(sed -nE 's/.*Retpoline: link ([0-9]+) ms.*/\1/p' "$WORK/dotnet_clean.log" | tail -1)
+read -r patch_ms verify_ms < <(sed -nE 's/.*Retpoline: patch ([0-9]+) ms, verify ([0-9]+) ms.*/\1 \2/p' "$WORK/dotnet_clean.log" | tail -1)
+compile_line=$(sed -nE 's/.*Retpoline: (compiled .*)/\1/p' "$WORK/dotnet_clean.log" | tail -1)
+
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+printf '\n%-28s %10s %10s %8s\n' "" "make -j$JOBS" "dotnet" "ratio"
+printf '%-28s %9.2fs %9.2fs %7sx   (target <= 1.15x)\n' "clean build" "$T_make_clean" "$T_dotnet_clean" "$(ratio "$T_dotnet_clean" "$T_make_clean")"
+printf '%-28s %9.2fs %9.2fs %7sx\n' "no-op build" "$T_make_noop" "$T_dotnet_noop" "$(ratio "$T_dotnet_noop" "$T_make_noop")"
+pv=$((patch_ms + verify_ms))
+printf '%-28s %s ms patch + %s ms verify = %s ms vs link %s ms: %s%%   (target <= 5%%)\n' "patch+verify / link" \
+  "$patch_ms" "$verify_ms" "$pv" "$link_ms" "$(echo "scale=1; 100 * $pv / $link_ms" | bc -l)"
+echo "dotnet clean build: $compile_line"

@@ -66,7 +66,7 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
         }
         catch (ToolchainException e) { Log.LogError(null, e.Code, null, null, 0, 0, 0, 0, "{0}", e.Message); return false; }
 
-        var stale = steps.Where(s => !NativeCompiler.IsUpToDate(s)).ToList();
+        var stale = steps.Where(s => !NativeCompiler.IsUpToDate(s, ProjectDirectory)).ToList();
         Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} of {1} source(s) to compile", stale.Count, steps.Count);
         var outcomes = new CompileOutcome?[stale.Count];
         if (stale.Count > 0)

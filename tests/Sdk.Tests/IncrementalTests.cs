@@ -62,6 +62,24 @@ public sealed class IncrementalTests(ITestOutputHelper log) : SdkTest(log)
         Assert.Equal(Sources.NoneRax, Native.ThunkHex(p.PathOf("bin/Debug/app")));
     }
 
+    /// <summary>Headers found through a relative -I in CFlags are written relative to the compiler's folder in the .d file.</summary>
+    [Fact]
+    public void Headers_found_through_relative_include_flags_are_tracked_too()
+    {
+        var p = Sdk.NewProject("relinc").Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><CFlags>-Iinclude</CFlags></PropertyGroup>"))
+            .Write("include/config.h", "#define ANSWER 41\n")
+            .Write("src/main.c", "#include <stdio.h>\n#include \"config.h\"\nint main(void) { printf(\"%d\\n\", ANSWER); return 0; }\n");
+        MustBuild(p, "app.nativeproj");
+        Assert.Contains("include/config.h", File.ReadAllText(p.PathOf("obj/Debug/src/main.c.d")));
+        var noop = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Contains("0 of 2 source(s) to compile", noop.Output);
+        Thread.Sleep(1100);
+        p.Write("include/config.h", "#define ANSWER 42\n");
+        var edit = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Contains("1 of 2 source(s) to compile", edit.Output);
+        Assert.Equal("42", p.RunProgram("bin/Debug/app").Output.Trim());
+    }
+
     [Fact]
     public void Clean_removes_what_the_build_wrote()
     {

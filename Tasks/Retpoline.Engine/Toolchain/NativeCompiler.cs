@@ -33,7 +33,9 @@ public static class NativeCompiler
 
     static string ShortHash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..12].ToLowerInvariant();
 
-    public static bool IsUpToDate(CompileStep step)
+    /// <param name="workingDirectory">Where the compiler runs (<see cref="Run"/>'s): a relative path in the dep file
+    /// (a header found through `-Iinclude` in CFlags) is relative to it.</param>
+    public static bool IsUpToDate(CompileStep step, string? workingDirectory = null)
     {
         var obj = new FileInfo(step.Object);
         if (!obj.Exists) return false;
@@ -43,7 +45,7 @@ public static class NativeCompiler
         if (deps is null || deps.Count == 0) return false;
         foreach (var d in deps.Append(step.Source))
         {
-            var f = new FileInfo(Path.GetFullPath(d, Path.GetDirectoryName(step.Source)!));
+            var f = new FileInfo(Path.GetFullPath(d, workingDirectory ?? Path.GetDirectoryName(step.Source)!));
             if (!f.Exists || f.LastWriteTimeUtc > obj.LastWriteTimeUtc) return false;
         }
         return true;
