@@ -16,7 +16,9 @@ public static class Verifier
     public static VerifyReport Verify(string path, VerifyOptions? options = null)
     {
         options ??= new VerifyOptions();
+        Timing.Mark("start");
         var elf = ElfFile.Load(path);
+        Timing.Mark("load");
         return Verify(elf, options);
     }
 
@@ -24,6 +26,7 @@ public static class Verifier
     {
         var symbols = new SymbolIndex(elf);
         var thunks = ThunkScanner.Find(elf, symbols);
+        Timing.Mark("symbols+thunks");
         bool linked = elf.Kind != ElfKind.Relocatable;
 
         var exec = elf.Sections.Where(s => s.IsExecutable).ToList();
@@ -33,6 +36,7 @@ public static class Verifier
             : TargetFilter.Nothing; // ET_REL branch targets are unrelocated placeholders
         var sweep = CodeSweep.Run(elf, exec, symbols.Starts, targets, options.Parallel, options.HardenSls);
 
+        Timing.Mark("sweep");
         var lines = linked ? SourceLines.Read(elf) : null;
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
@@ -63,6 +67,7 @@ public static class Verifier
 
         // Naming, formatting and line lookup cost more than the sweep on an unmitigated library (every branch is a
         // finding), so they run on both cores too, each worker with its own formatter; the order is kept.
+        Timing.Mark("lines+split");
         var findings = new Finding[userBranches.Count];
         Parallel.For(0, (findings.Length + 4095) / 4096, ParallelOptionsFor(options), NewFormatter, (chunk, _, formatter) =>
         {
@@ -81,16 +86,20 @@ public static class Verifier
             }
             return formatter;
         }, _ => { });
+        Timing.Mark("findings");
         var all = new List<Finding>(findings.Length + pltJumps.Count);
         all.AddRange(findings);
         all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter()));
+        Timing.Mark("plt");
         all = ApplyAllowList(all, options.Allow);
         all = all.OrderBy(f => f.Address).ToList(); // stable: equal addresses (ET_REL sections) keep sweep order
+        Timing.Mark("sort");
 
         var (ibt, shstk) = GnuProperties.Read(elf);
         var references = sweep.References.GroupBy(r => r.To).ToDictionary(g => g.Key, g => g.Count());
         var thunkInfos = thunks.Select(t => new ThunkInfo(t.Name, t.Parsed.RegisterName, t.Body?.Form ?? ThunkForm.Generic, t.Address, t.Extent,
             references.GetValueOrDefault(t.Address), t.Exported)).ToList();
+        Timing.Mark("props+refs");
 
         return new VerifyReport
         {
@@ -116,12 +125,15 @@ public static class Verifier
     {
         if (jumps.Count == 0) yield break;
         var bySection = jumps.GroupBy(j => j.Section).ToDictionary(g => g.Key, g => g.Select(j => j.Instruction.IP).OrderBy(a => a).ToArray());
-        var callers = new Dictionary<ulong, HashSet<string>>();
         var pltSections = bySection.Keys.Select(i => elf.Sections[i]).ToArray();
+        var isPlt = elf.Sections.Select(s => PltSections.Contains(s.Name)).ToArray();
+        // Per entry, the distinct callers. A libc-style entry (memcpy@plt) in a large library has thousands.
+        var callers = new Dictionary<ulong, HashSet<string>>();
         foreach (var r in sweep.References)
         {
-            if (PltSections.Contains(elf.Sections[r.Section].Name)) continue; // lazy stubs jumping to the header
-            var target = Array.Find(pltSections, s => s.ContainsAddress(r.To));
+            if (isPlt[r.Section]) continue; // lazy stubs jumping to the header
+            ElfSection? target = null;
+            foreach (var s in pltSections) if (s.ContainsAddress(r.To)) { target = s; break; }
             if (target is null) continue;
             var addresses = bySection[target.Index];
             int i = Array.BinarySearch(addresses, r.To);
@@ -132,10 +144,7 @@ public static class Verifier
             set.Add(caller.isSymbol ? caller.name : SymbolIndex.Format(caller.name, caller.offset));
         }
 
-        var gotNames = new Dictionary<ulong, string>();
-        foreach (var rel in elf.DynamicRelocations)
-            if (rel.SymbolIndex > 0 && rel.SymbolIndex < elf.DynamicSymbols.Count) gotNames.TryAdd(rel.Offset, elf.DynamicSymbols[(int)rel.SymbolIndex].Name);
-
+        var gotNames = PltGotNames(elf, jumps);
         var entries = new List<Finding>();
         Finding? header = null;
         foreach (var j in jumps)
@@ -152,7 +161,7 @@ public static class Verifier
                 ? n + "@plt" : SymbolIndex.Format(section.Name, ip - section.Address);
             var who = callers.GetValueOrDefault(ip);
             bool startupOnly = who is { Count: > 0 } && who.All(StartupFunctions.Contains);
-            string detail = who is { Count: > 0 } ? "called from " + string.Join(", ", who.Order(StringComparer.Ordinal)) : "no direct callers: its address is taken";
+            string detail = who is { Count: > 0 } ? CalledFrom(who) : "no direct callers: its address is taken";
             entries.Add(new Finding(startupOnly ? FindingClass.ToolchainStartup : FindingClass.Plt, name, ip, text, null, null, detail));
         }
         foreach (var e in entries) yield return e;
@@ -161,6 +170,23 @@ public static class Verifier
                 ? header with { Class = FindingClass.Plt, Detail = "lazy-binding PLT header, reached through the PLT entries user code calls" }
                 : header;
     }
+
+    /// <summary>How many callers a PLT finding names: enough to find the call, short enough to read in a CI log.</summary>
+    const int CallersNamed = 5;
+
+    /// <summary>`called from a, b, c` or, past <see cref="CallersNamed"/>, `called from a, b, c, d, e and 4812 more`.</summary>
+    static string CalledFrom(HashSet<string> who)
+    {
+        if (who.Count <= CallersNamed) return "called from " + string.Join(", ", who.Order(StringComparer.Ordinal));
+        return "called from " + string.Join(", ", who.Order(StringComparer.Ordinal).Take(CallersNamed)) + $" and {who.Count - CallersNamed} more";
+    }
+
+    /// <summary>
+    /// The dynamic symbol behind each GOT slot a PLT entry jumps through (`memcpy` for `jmp *memcpy@GOT`). Only those
+    /// slots are looked up: a large library has hundreds of thousands of relocations and a few hundred PLT entries.
+    /// </summary>
+    static Dictionary<ulong, string> PltGotNames(ElfFile elf, List<SweptBranch> jumps) =>
+        elf.RelocatedSymbols(jumps.Where(j => j.Instruction.IsIPRelativeMemoryOperand).Select(j => j.Instruction.IPRelativeMemoryAddress).ToHashSet());
 
     /// <summary>RPL0005: a `ret` or indirect `jmp` in user code with no `int3` after it (only under HardenSls).</summary>
     static IEnumerable<Diagnostic> SlsDiagnostics(SweepResult sweep, (int, ulong, ulong)[] thunkRanges, HashSet<int> plt, SymbolIndex symbols, DwarfLines? lines)

@@ -45,6 +45,31 @@ public sealed class EdgeCaseTests : IDisposable
 
     static void AssertClean(VerifyReport r) => Assert.False(r.HasErrors, "expected a clean verify:\n" + Describe(r));
 
+    // ---- PLT entries with many callers ----------------------------------------------------------------------------
+
+    /// <summary>
+    /// A PLT entry a large library calls from thousands of functions (memcpy@plt) must still give a line a person can
+    /// read: the first five callers in name order, then how many more. The full set was a 1.2 MB message on libLLVM.
+    /// </summary>
+    [Fact]
+    public void A_PLT_entry_called_from_many_functions_names_five_callers_and_counts_the_rest()
+    {
+        var source = new System.Text.StringBuilder("#include <stdio.h>\n");
+        for (int i = 0; i < 8; i++) source.Append($"__attribute__((noinline)) void caller_{i}(void) {{ puts(\"{i}\"); }}\n");
+        source.Append("int main(void) {");
+        for (int i = 0; i < 8; i++) source.Append($" caller_{i}();");
+        source.Append(" return 0; }\n");
+        string c = dir["many.c"];
+        File.WriteAllText(c, source.ToString());
+        // No -fno-plt: puts goes through its PLT entry, called from eight functions.
+        string exe = Build(NativeToolchain.Gcc, "many", ["-O2", "-mindirect-branch=thunk-extern", "-mindirect-branch-register"], c);
+
+        var r = Verifier.Verify(exe);
+        var puts = Assert.Single(r.Findings, f => f.Function == "puts@plt");
+        Assert.Equal(FindingClass.Plt, puts.Class);
+        Assert.Equal("called from caller_0, caller_1, caller_2, caller_3, caller_4 and 3 more", puts.Detail);
+    }
+
     // ---- RETPOLINE_SAFE -------------------------------------------------------------------------------------------
 
     const string AnnotatedS = """

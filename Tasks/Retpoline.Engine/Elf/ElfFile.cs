@@ -23,15 +23,14 @@ public sealed class ElfFile
     public IReadOnlyList<ElfSymbol> Symbols { get; }
     public IReadOnlyList<ElfSymbol> DynamicSymbols { get; }
     public bool HasStaticSymbols { get; }
-    public IReadOnlyList<ElfRelocation> DynamicRelocations { get; }
 
     ElfFile(string path, byte[] data, ElfKind kind, IReadOnlyList<ElfSection> sections, IReadOnlyList<ElfSymbol> symtab,
-        IReadOnlyList<ElfSymbol> dynsym, IReadOnlyList<ElfRelocation> relocations)
+        IReadOnlyList<ElfSymbol> dynsym)
     {
         Path = path; Data = data; Kind = kind; Sections = sections;
         HasStaticSymbols = symtab.Count > 0;
         Symbols = HasStaticSymbols ? symtab : dynsym;
-        DynamicSymbols = dynsym; DynamicRelocations = relocations;
+        DynamicSymbols = dynsym;
     }
 
     public ElfSection? FindSection(string name) => Sections.FirstOrDefault(s => s.Name == name);
@@ -66,10 +65,18 @@ public sealed class ElfFile
             bool whole = wholeFile || length < 1 << 20;
             var data = whole ? new byte[length] : GC.AllocateUninitializedArray<byte>((int)length);
             if (whole)
+            {
                 ReadRange(handle, data, 0, data.Length);
-            else
-                ReadNeeded(handle, data);
-            return Parse(path, data);
+                return Parse(path, data);
+            }
+            // Code is most of the bytes: it is read while ELFSharp reads the symbols (which the sweep needs first).
+            var code = ReadNeeded(handle, data);
+            Timing.Mark("read headers, symbols");
+            return Parse(path, data, () =>
+            {
+                foreach (var (offset, size) in code) ReadRange(handle, data, offset, size);
+                Timing.Mark("read code");
+            });
         }
         catch (UnauthorizedAccessException) { throw new RetpolineException(Codes.IoError, path, "permission denied"); }
         catch (IOException e) { throw new RetpolineException(Codes.IoError, path, $"cannot read: {e.Message}"); }
@@ -87,17 +94,19 @@ public sealed class ElfFile
     }
 
     /// <summary>
-    /// Reads the ranges verify needs: headers first, then the section name table, then the sections themselves.
-    /// Anything implausible is skipped here: <see cref="Parse"/> validates for real and reports it.
+    /// Reads the ranges verify needs: headers first, then the section name table, then every needed section that is
+    /// not code. Returns the code ranges, which the caller reads later. Anything implausible is skipped here:
+    /// <see cref="Parse"/> validates for real and reports it.
     /// </summary>
-    static void ReadNeeded(Microsoft.Win32.SafeHandles.SafeFileHandle handle, byte[] data)
+    static List<(long offset, int size)> ReadNeeded(Microsoft.Win32.SafeHandles.SafeFileHandle handle, byte[] data)
     {
+        var code = new List<(long, int)>();
         ReadRange(handle, data, 0, Math.Min(data.Length, EhdrSize));
-        if (data.Length < EhdrSize || data[4] != 2 || data[5] != 1) return;
+        if (data.Length < EhdrSize || data[4] != 2 || data[5] != 1) return code;
         ulong phoff = U64(data, 32), shoff = U64(data, 40);
         ushort phnum = U16(data, 56), shnum = U16(data, 60), shstrndx = U16(data, 62);
         if (InFile(data.Length, phoff, (ulong)phnum * PhdrSize)) ReadRange(handle, data, (long)phoff, phnum * PhdrSize);
-        if (!InFile(data.Length, shoff, (ulong)shnum * ShdrSize)) return;
+        if (!InFile(data.Length, shoff, (ulong)shnum * ShdrSize)) return code;
         ReadRange(handle, data, (long)shoff, shnum * ShdrSize);
 
         (uint name, uint type, ulong flags, ulong off, ulong size, uint link) Header(int i)
@@ -122,10 +131,17 @@ public sealed class ElfFile
             if (symbols && h.link < shnum) needed[h.link] = true; // the symbol names
         }
         for (int i = 1; i < shnum; i++)
-            if (needed[i] && i != shstrndx && Usable(Header(i))) ReadRange(handle, data, (long)Header(i).off, (int)Header(i).size);
+        {
+            if (!needed[i] || i == shstrndx || !Usable(Header(i))) continue;
+            var h = Header(i);
+            if ((h.flags & ElfSection.SHF_EXECINSTR) != 0) code.Add(((long)h.off, (int)h.size));
+            else ReadRange(handle, data, (long)h.off, (int)h.size);
+        }
+        return code;
     }
 
-    public static ElfFile Parse(string path, byte[] data)
+    /// <param name="loadCode">Reads the code sections into <paramref name="data"/>; runs while the symbols are read.</param>
+    public static ElfFile Parse(string path, byte[] data, Action? loadCode = null)
     {
         ReadOnlySpan<byte> d = data;
         if (d.Length == 0) throw new RetpolineException(Codes.NotElf, path, "empty file, not an ELF file");
@@ -193,15 +209,25 @@ public sealed class ElfFile
                 throw new RetpolineException(Codes.BadSymbolTable, path, $"symbol table {s.Name} does not link to a string table");
         }
 
-        var (symtab, dynsym) = ReadSymbols(path, data, sections);
-        var relocations = ReadDynamicRelocations(d, sections, dynsym.Count);
+        (List<ElfSymbol>, List<ElfSymbol>) symbols;
+        if (loadCode is null)
+            symbols = ReadSymbols(path, data, sections);
+        else
+        {
+            // ELFSharp reads only the symbol and string tables, which are loaded already; the code is not.
+            var reading = Task.Run(() => ReadSymbols(path, data, sections));
+            loadCode();
+            symbols = reading.GetAwaiter().GetResult();
+        }
+        var (symtab, dynsym) = symbols;
+        Timing.Mark("symbols");
         var kind = type switch
         {
             ET_REL => ElfKind.Relocatable,
             ET_EXEC => ElfKind.Executable,
             _ => hasInterp ? ElfKind.PositionIndependentExecutable : ElfKind.SharedLibrary,
         };
-        return new ElfFile(path, data, kind, sections, symtab, dynsym, relocations);
+        return new ElfFile(path, data, kind, sections, symtab, dynsym);
     }
 
     static void CheckNoOverlap(string path, (uint name, uint type, ulong flags, ulong addr, ulong off, ulong size, uint link, ulong entsize)[] raw)
@@ -241,20 +267,28 @@ public sealed class ElfFile
         return (symtab, dynsym);
     }
 
-    static List<ElfRelocation> ReadDynamicRelocations(ReadOnlySpan<byte> d, ElfSection[] sections, int dynsymCount)
+    /// <summary>
+    /// The dynamic symbol each of <paramref name="slots"/> (GOT addresses) is relocated against, from the allocated
+    /// RELA tables: the first relocation naming a symbol wins. Asked for a few hundred PLT slots, it scans the raw
+    /// tables once instead of materialising hundreds of thousands of relocations a large library carries.
+    /// </summary>
+    public Dictionary<ulong, string> RelocatedSymbols(IReadOnlySet<ulong> slots)
     {
-        var list = new List<ElfRelocation>();
-        foreach (var s in sections)
+        var names = new Dictionary<ulong, string>();
+        if (slots.Count == 0) return names;
+        ReadOnlySpan<byte> d = Data;
+        foreach (var s in Sections)
         {
             if (s.Type != ElfSection.SHT_RELA || (s.Flags & ElfSection.SHF_ALLOC) == 0 || s.Size % RelaSize != 0) continue;
             for (long o = s.FileOffset; o + RelaSize <= s.FileOffset + s.Size; o += RelaSize)
             {
-                ulong info = U64(d, (int)o + 8);
-                uint sym = (uint)(info >> 32);
-                list.Add(new ElfRelocation(U64(d, (int)o), sym < dynsymCount ? sym : 0, (uint)info));
+                ulong offset = U64(d, (int)o);
+                if (!slots.Contains(offset) || names.ContainsKey(offset)) continue;
+                uint sym = (uint)(U64(d, (int)o + 8) >> 32);
+                if (sym > 0 && sym < DynamicSymbols.Count && DynamicSymbols[(int)sym].Name.Length > 0) names[offset] = DynamicSymbols[(int)sym].Name;
             }
         }
-        return list;
+        return names;
     }
 
     static bool InFile(int length, ulong offset, ulong size) => offset <= (ulong)length && size <= (ulong)length - offset;

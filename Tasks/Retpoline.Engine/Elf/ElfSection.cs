@@ -41,6 +41,3 @@ public readonly record struct ElfSymbol(
 
     public bool IsDefined => SectionIndex != SHN_UNDEF && SectionIndex < SHN_LORESERVE;
 }
-
-/// <summary>A RELA entry of a dynamic relocation table (used to name PLT entries by their GOT slot).</summary>
-public readonly record struct ElfRelocation(ulong Offset, uint SymbolIndex, uint Type);

@@ -13,15 +13,7 @@ public static class FindingDiagnostics
     public static IEnumerable<Diagnostic> For(IEnumerable<Finding> findings, bool strict)
     {
         foreach (var f in findings)
-        {
-            if (!IsError(f, strict)) continue;
-            var (code, message) = f.Class switch
-            {
-                FindingClass.UserCode => (Codes.UserCode, Messages.UserCode(f)),
-                FindingClass.Plt => (Codes.Plt, Messages.Plt(f)),
-                _ => (Codes.ToolchainStartup, Messages.Startup(f)),
-            };
-            yield return new Diagnostic(code, Severity.Error, message, f.Address, f.Function, f.SourceFile, f.Line);
-        }
+            if (IsError(f, strict))
+                yield return new Diagnostic(Messages.CodeOf(f), Severity.Error, Messages.For(f), f.Address, f.Function, f.SourceFile, f.Line);
     }
 }

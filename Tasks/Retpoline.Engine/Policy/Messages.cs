@@ -2,7 +2,8 @@ namespace Retpoline.Policy;
 
 /// <summary>
 /// The text of every finding diagnostic. Each error names its fix and its opt-out in one line (MSB8040's lesson),
-/// so a reader of a CI log needs no other page to act on it.
+/// so a reader of a CI log needs no other page to act on it. Written to a sink so the same text becomes a string
+/// (MSBuild, SARIF) or UTF-8 bytes straight into the text report.
 /// </summary>
 public static class Messages
 {
@@ -10,22 +11,63 @@ public static class Messages
 
     // Kept short: a large unmitigated library yields tens of thousands of these. The full Problem / Fix / Waive if
     // text lives in docs/diagnostics.md and the SARIF rule help.
-    public static string UserCode(Finding f) =>
-        $"{Kind(f)} '{f.Instruction}' at 0x{f.Address:x} in function '{f.Function}' is not routed through a retpoline thunk " +
-        $"(rebuild with the retpoline flags; waive: RetpolineAllow \"{BaseName(f.Function)}\")";
+    public static void UserCode<T>(T o, Finding f) where T : IMessageSink
+    {
+        o.Add(Kind(f)); o.Add(" '"); o.Add(f.Instruction); o.Add("' at 0x"); o.AddHex(f.Address);
+        o.Add(" in function '"); o.Add(f.Function);
+        o.Add("' is not routed through a retpoline thunk (rebuild with the retpoline flags; waive: RetpolineAllow \"");
+        o.Add(BaseNameSpan(f.Function)); o.Add("\")");
+    }
 
-    public static string Plt(Finding f) =>
-        $"PLT entry '{f.Function}' at 0x{f.Address:x} ('{f.Instruction}') is reached from user code ({f.Detail}); " +
-        $"link with -fno-plt -Wl,-z,now or lld's -z retpolineplt (waive: RetpolineAllow \"{f.Function}\")";
+    public static void Plt<T>(T o, Finding f) where T : IMessageSink
+    {
+        o.Add("PLT entry '"); o.Add(f.Function); o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" ('"); o.Add(f.Instruction);
+        o.Add("') is reached from user code ("); o.Add(f.Detail); o.Add("); link with -fno-plt -Wl,-z,now or lld's -z retpolineplt (waive: RetpolineAllow \"");
+        o.Add(f.Function); o.Add("\")");
+    }
 
-    public static string Startup(Finding f) =>
-        $"toolchain startup {Kind(f)} '{f.Instruction}' at 0x{f.Address:x} in '{f.Function}' is not routed through a retpoline thunk " +
-        "(crt code the compiler does not rebuild; reported because RetpolineStrict is true)";
+    public static void Startup<T>(T o, Finding f) where T : IMessageSink
+    {
+        o.Add("toolchain startup "); o.Add(Kind(f)); o.Add(" '"); o.Add(f.Instruction); o.Add("' at 0x"); o.AddHex(f.Address);
+        o.Add(" in '"); o.Add(f.Function);
+        o.Add("' is not routed through a retpoline thunk (crt code the compiler does not rebuild; reported because RetpolineStrict is true)");
+    }
+
+    /// <summary>The diagnostic code and message of a finding the policy rejects.</summary>
+    public static string CodeOf(Finding f) => f.Class switch
+    {
+        FindingClass.UserCode => Codes.UserCode,
+        FindingClass.Plt => Codes.Plt,
+        _ => Codes.ToolchainStartup,
+    };
+
+    public static void For<T>(T o, Finding f) where T : IMessageSink
+    {
+        switch (f.Class)
+        {
+            case FindingClass.UserCode: UserCode(o, f); break;
+            case FindingClass.Plt: Plt(o, f); break;
+            default: Startup(o, f); break;
+        }
+    }
+
+    public static string For(Finding f)
+    {
+        var s = new StringSink();
+        For(s, f);
+        return s.ToString();
+    }
 
     /// <summary>`dispatch+0x9` → `dispatch`; `puts@plt` stays.</summary>
     public static string BaseName(string function)
     {
         int plus = function.LastIndexOf("+0x", StringComparison.Ordinal);
         return plus > 0 ? function[..plus] : function;
+    }
+
+    static ReadOnlySpan<char> BaseNameSpan(string function)
+    {
+        int plus = function.LastIndexOf("+0x", StringComparison.Ordinal);
+        return plus > 0 ? function.AsSpan(0, plus) : function;
     }
 }

@@ -27,7 +27,7 @@ public static class ThunkScanner
         var exported = new HashSet<string>(StringComparer.Ordinal);
         if (elf.Kind == ElfKind.SharedLibrary)
             foreach (var s in elf.DynamicSymbols)
-                if (s.IsDefined && s.Binding != ElfSymbol.STB_LOCAL && s.Visibility == ElfSymbol.STV_DEFAULT) exported.Add(s.Name);
+                if (s.IsDefined && s.Binding != ElfSymbol.STB_LOCAL && s.Visibility == ElfSymbol.STV_DEFAULT && ThunkName.TryParse(s.Name, out _)) exported.Add(s.Name);
 
         var found = new List<LocatedThunk>();
         var seen = new HashSet<(int, ulong, string)>();
