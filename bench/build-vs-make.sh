@@ -170,15 +170,15 @@ PREP=""          time_best dotnet_noop  dotnet build bench.nativeproj -c Release
 # The no-op build must not have started a compiler.
 if grep -Eq "^\s*$CC .* -c " "$WORK/dotnet_noop.log"; then echo "no-op dotnet build started a compiler" >&2; exit 1; fi
 
-link_ms=$(sed -nE 's/.*Retpoline: link ([0-9]+) ms.*/\1/p' "$WORK/dotnet_clean.log" | tail -1)
-read -r patch_ms verify_ms < <(sed -nE 's/.*Retpoline: patch ([0-9]+) ms, verify ([0-9]+) ms.*/\1 \2/p' "$WORK/dotnet_clean.log" | tail -1)
+link_ms=$(sed -nE 's/.*Retpoline: link ([0-9.]+) ms.*/\1/p' "$WORK/dotnet_clean.log" | tail -1)
+read -r patch_ms verify_ms < <(sed -nE 's/.*Retpoline: patch ([0-9.]+) ms, verify ([0-9.]+) ms.*/\1 \2/p' "$WORK/dotnet_clean.log" | tail -1)
 compile_line=$(sed -nE 's/.*Retpoline: (compiled .*)/\1/p' "$WORK/dotnet_clean.log" | tail -1)
 
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 printf '\n%-28s %10s %10s %8s\n' "" "make -j$JOBS" "dotnet" "ratio"
 printf '%-28s %9.2fs %9.2fs %7sx   (target <= 1.15x)\n' "clean build" "$T_make_clean" "$T_dotnet_clean" "$(ratio "$T_dotnet_clean" "$T_make_clean")"
 printf '%-28s %9.2fs %9.2fs %7sx\n' "no-op build" "$T_make_noop" "$T_dotnet_noop" "$(ratio "$T_dotnet_noop" "$T_make_noop")"
-pv=$((patch_ms + verify_ms))
+pv=$(echo "$patch_ms + $verify_ms" | bc -l)
 printf '%-28s %s ms patch + %s ms verify = %s ms vs link %s ms: %s%%   (target <= 5%%)\n' "patch+verify / link" \
   "$patch_ms" "$verify_ms" "$pv" "$link_ms" "$(echo "scale=1; 100 * $pv / $link_ms" | bc -l)"
 echo "dotnet clean build: $compile_line"

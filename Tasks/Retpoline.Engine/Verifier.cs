@@ -37,7 +37,9 @@ public static class Verifier
         var sweep = CodeSweep.Run(elf, exec, symbols.Starts, targets, options.Parallel, options.HardenSls);
 
         Timing.Mark("sweep");
-        var lines = linked ? SourceLines.Read(elf) : null;
+        // Parsed on first use: a clean binary has no finding that needs a line, and the line table of a large -g
+        // build costs more than its sweep.
+        var lines = new Lazy<DwarfLines?>(() => linked ? SourceLines.Read(elf) : null);
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
         var annotated = Annotations.Read(elf).ToHashSet();
@@ -80,7 +82,8 @@ public static class Verifier
                     : annotated.Contains((b.Section, ip)) ? FindingClass.Annotated
                     : StartupFunctions.Contains(name) ? FindingClass.ToolchainStartup : FindingClass.UserCode;
                 string? file = null; int? line = null;
-                if (lines is not null && lines.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
+                // crt code (ToolchainStartup) is not the user's source: no line to look up for it.
+                if (cls != FindingClass.ToolchainStartup && lines.Value is { } table && table.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
                 findings[i] = new Finding(cls, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line,
                     cls == FindingClass.PatchedSite ? siteDetail : cls == FindingClass.Annotated ? "marked RETPOLINE_SAFE in source" : null);
             }
@@ -189,7 +192,7 @@ public static class Verifier
         elf.RelocatedSymbols(jumps.Where(j => j.Instruction.IsIPRelativeMemoryOperand).Select(j => j.Instruction.IPRelativeMemoryAddress).ToHashSet());
 
     /// <summary>RPL0005: a `ret` or indirect `jmp` in user code with no `int3` after it (only under HardenSls).</summary>
-    static IEnumerable<Diagnostic> SlsDiagnostics(SweepResult sweep, (int, ulong, ulong)[] thunkRanges, HashSet<int> plt, SymbolIndex symbols, DwarfLines? lines)
+    static IEnumerable<Diagnostic> SlsDiagnostics(SweepResult sweep, (int, ulong, ulong)[] thunkRanges, HashSet<int> plt, SymbolIndex symbols, Lazy<DwarfLines?> lines)
     {
         var formatter = NewFormatter();
         foreach (var b in sweep.SlsGaps)
@@ -200,7 +203,7 @@ public static class Verifier
             if (StartupFunctions.Contains(name)) continue;
             string function = SymbolIndex.Format(name, offset);
             string? file = null; int? line = null;
-            if (lines is not null && lines.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
+            if (lines.Value is { } table && table.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
             yield return new Diagnostic(Codes.SlsUnprotected, Severity.Error,
                 $"'{Format(formatter, b.Instruction)}' at 0x{ip:x} in function '{function}' is not followed by int3, so the CPU may speculate straight past it " +
                 "(build with -mharden-sls=all, or add int3 after it in hand-written assembly; waive: RetpolineHardenSls=false)", ip, function, file, line);

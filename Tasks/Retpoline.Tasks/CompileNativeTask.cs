@@ -71,6 +71,9 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
         var outcomes = new CompileOutcome?[stale.Count];
         if (stale.Count > 0)
         {
+            // Compiling means a link, a patch and a verify follow: let the JIT compile the engine now, while this
+            // node only waits for compilers, instead of after the link where the build waits for it.
+            if (RetpolineEnabled) Warmup.Start();
             // As many compilers at once as MSBuild grants cores (IBuildEngine9: shared with the other projects this
             // build runs in parallel), never more than the machine has or MaxParallelism says.
             int wanted = Math.Min(stale.Count, MaxParallelism > 0 ? MaxParallelism : Environment.ProcessorCount);

@@ -18,6 +18,7 @@ public sealed class PackageTests
             "buildTransitive/Retpoline.Sdk.props", "buildTransitive/Retpoline.Sdk.targets",
             "native/retpoline_thunks.S", "native/retpoline.h",
             "tasks/net8.0/Retpoline.Tasks.dll", "tasks/net8.0/Retpoline.Engine.dll", "tasks/net8.0/Iced.dll", "tasks/net8.0/ELFSharp.dll",
+            "tasks/net10.0/Retpoline.Tasks.dll", "tasks/net10.0/Retpoline.Engine.dll", "tasks/net10.0/Iced.dll", "tasks/net10.0/ELFSharp.dll",
         })
             Assert.Contains(required, names);
         Assert.DoesNotContain(names, n => n.Contains("Microsoft.Build", StringComparison.OrdinalIgnoreCase));
@@ -29,6 +30,41 @@ public sealed class PackageTests
         Assert.DoesNotContain(nuspec.Descendants(), e => e.Name.LocalName is "dependencies" or "dependency");
         Assert.Contains(nuspec.Descendants().Where(e => e.Name.LocalName == "packageType"), e => (string?)e.Attribute("name") == "MSBuildSdk");
         Assert.Equal("1.0.0", nuspec.Descendants().Single(e => e.Name.LocalName == "version").Value);
+    }
+
+    /// <summary>
+    /// tasks/net10.0 is the ReadyToRun build the .NET 10 SDK's MSBuild loads (precompiled code: no JIT at task start,
+    /// which is most of a small binary's patch+verify); tasks/net8.0 stays plain IL for every other runtime.
+    /// </summary>
+    [Fact]
+    public void Net10_task_folder_is_ReadyToRun_compiled_and_net8_is_IL_only()
+    {
+        using var zip = ZipFile.OpenRead(SdkPackage.Instance.Nupkg);
+        foreach (var name in new[] { "Retpoline.Tasks.dll", "Retpoline.Engine.dll", "Iced.dll", "ELFSharp.dll" })
+        {
+            Assert.True(IsReadyToRun(zip, "tasks/net10.0/" + name), $"tasks/net10.0/{name} has no ReadyToRun code");
+            Assert.False(IsReadyToRun(zip, "tasks/net8.0/" + name), $"tasks/net8.0/{name} should be IL only");
+        }
+    }
+
+    [Fact]
+    public void The_dotnet_10_sdk_loads_the_ReadyToRun_tasks()
+    {
+        var p = SdkPackage.Instance.NewProject("tasks-folder").Write("app.nativeproj", Sources.Project("Exe", ""));
+        var r = p.Dotnet("msbuild", "app.nativeproj", "-restore", "-getProperty:RetpolineTasksAssembly", "-nologo");
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.EndsWith(Path.Combine("tasks", "net10.0", "Retpoline.Tasks.dll"), r.Output.Trim());
+        Assert.True(File.Exists(r.Output.Trim()), r.Output);
+    }
+
+    static bool IsReadyToRun(ZipArchive zip, string entry)
+    {
+        using var stream = new MemoryStream();
+        using (var s = zip.GetEntry(entry)!.Open()) s.CopyTo(stream);
+        stream.Position = 0;
+        using var pe = new System.Reflection.PortableExecutable.PEReader(stream);
+        // A ReadyToRun image carries a managed native header (the READYTORUN_HEADER) in its CLI header.
+        return pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0;
     }
 
     [Fact]

@@ -17,7 +17,31 @@ public static class Patcher
     public static PatchResult Patch(string path, Vendor vendor, bool dryRun = false, CallSiteMode callSites = CallSiteMode.Thunk)
     {
         string target = AtomicFile.ResolveTarget(path);
+        return Patch(path, ElfFile.Load(target, wholeFile: true), vendor, dryRun ? null : target, callSites);
+    }
+
+    /// <summary>
+    /// Patch, then verify what the file now holds — the post-link step of a build. When the patch wrote nothing (the
+    /// linked thunks are already in the vendor's form, the default Generic case) the file on disk is exactly what was
+    /// parsed, so verify reuses it instead of reading and parsing the file a second time; after a write, verify reads
+    /// the file back.
+    /// </summary>
+    public static (PatchResult Patch, VerifyReport Report, TimeSpan PatchTime, TimeSpan VerifyTime) PatchThenVerify(
+        string path, Vendor vendor, CallSiteMode callSites, VerifyOptions options)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string target = AtomicFile.ResolveTarget(path);
         var elf = ElfFile.Load(target, wholeFile: true);
+        var patched = Patch(path, elf, vendor, target, callSites);
+        var patchTime = clock.Elapsed;
+        var report = patched.Written || target != path ? Verifier.Verify(path, options) : Verifier.Verify(elf, options);
+        return (patched, report, patchTime, clock.Elapsed - patchTime);
+    }
+
+    /// <summary>Plans the patch of a loaded file and, when <paramref name="target"/> is given, writes it there.</summary>
+    internal static PatchResult Patch(string path, ElfFile elf, Vendor vendor, string? target = null, CallSiteMode callSites = CallSiteMode.Thunk)
+    {
+        bool dryRun = target is null;
         var symbols = new SymbolIndex(elf);
         var thunks = ThunkScanner.Find(elf, symbols).Where(t => t.Parsed.IsPatchable).ToList();
 
@@ -53,7 +77,7 @@ public static class Patcher
         {
             var data = elf.Data; // our own copy of the file: patch it in memory, then replace the file whole
             foreach (var c in changes) c.NewBytes.CopyTo(data, c.FileOffset);
-            AtomicFile.Replace(target, sites.Finish(data)); // with the .retpoline_sites record written or removed
+            AtomicFile.Replace(target!, sites.Finish(data)); // with the .retpoline_sites record written or removed
         }
 
         var diagnostics = new List<Diagnostic>();

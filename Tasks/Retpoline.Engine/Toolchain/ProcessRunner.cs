@@ -33,10 +33,16 @@ public static class ProcessRunner
         {
             return new ProcessResult(-1, "", $"cannot start '{fileName}': {e.Message}");
         }
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
+        // Both pipes drained at once (a child blocked on a full pipe would never exit), stderr on a thread of its
+        // own: async pipe reads on Linux park a thread-pool thread each, and with compilers running in parallel
+        // that starved the pool and left cores idle between compiles.
+        string stderr = "";
+        var errorReader = new Thread(() => stderr = p.StandardError.ReadToEnd()) { IsBackground = true, Name = "retpoline stderr" };
+        errorReader.Start();
+        string stdout = p.StandardOutput.ReadToEnd();
+        errorReader.Join();
         p.WaitForExit();
-        return new ProcessResult(p.ExitCode, stdout.Result, stderr.Result);
+        return new ProcessResult(p.ExitCode, stdout, stderr);
     }
 
     /// <summary>`a b 'c d'`: how a command is shown in logs and compile_commands.json (display only, never executed).</summary>
