@@ -22,10 +22,13 @@ public static class Verifier
         return Verify(elf, options);
     }
 
-    public static VerifyReport Verify(ElfFile elf, VerifyOptions options)
+    public static VerifyReport Verify(ElfFile elf, VerifyOptions options) => Verify(elf, options, null, null);
+
+    /// <summary>With the symbol index and thunks of <paramref name="elf"/> when the caller has them already (patch).</summary>
+    internal static VerifyReport Verify(ElfFile elf, VerifyOptions options, SymbolIndex? symbolIndex, List<LocatedThunk>? located)
     {
-        var symbols = new SymbolIndex(elf);
-        var thunks = ThunkScanner.Find(elf, symbols);
+        var symbols = symbolIndex ?? new SymbolIndex(elf);
+        var thunks = located ?? ThunkScanner.Find(elf, symbols);
         Timing.Mark("symbols+thunks");
         bool linked = elf.Kind != ElfKind.Relocatable;
 

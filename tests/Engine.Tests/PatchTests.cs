@@ -40,6 +40,30 @@ public sealed class PatchTests(FixtureSet fx)
 
     static ThunkForm FormOf(Vendor v) => v switch { Vendor.Amd => ThunkForm.Amd, Vendor.None => ThunkForm.None, _ => ThunkForm.Generic };
 
+    /// <summary>
+    /// The build's post-link step: PatchThenVerify reports what a separate patch and verify report. Without a write it
+    /// verifies the file it parsed; after a write (Amd) it reads the file back, so the report shows the new forms.
+    /// </summary>
+    [Theory]
+    [InlineData(FixtureSet.GccExeNoPlt)]
+    [InlineData(FixtureSet.GccLib)]
+    public void PatchThenVerify_reports_exactly_what_patch_and_verify_report(string fixture)
+    {
+        string combined = fx.CopyOf(fixture, "ptv-combined"), separate = fx.CopyOf(fixture, "ptv-separate");
+        foreach (var vendor in new[] { Vendor.Generic, Vendor.Amd, Vendor.Amd, Vendor.Generic })
+        {
+            var (patch, report, _, _) = Patcher.PatchThenVerify(combined, vendor, CallSiteMode.Thunk, new VerifyOptions());
+            var expectedPatch = Patcher.Patch(separate, vendor);
+            var expectedReport = Verifier.Verify(separate);
+            Assert.Equal(File.ReadAllBytes(separate), File.ReadAllBytes(combined));
+            Assert.Equal((expectedPatch.Changes.Count, expectedPatch.Unchanged, expectedPatch.Written), (patch.Changes.Count, patch.Unchanged, patch.Written));
+            Assert.Equal(expectedReport.Thunks.Select(t => (t.Name, t.Form, t.DirectReferences)), report.Thunks.Select(t => (t.Name, t.Form, t.DirectReferences)));
+            Assert.Equal(expectedReport.Findings.Select(f => (f.Class, f.Function, f.Address, f.Instruction)), report.Findings.Select(f => (f.Class, f.Function, f.Address, f.Instruction)));
+            Assert.Equal(expectedReport.Diagnostics.Select(d => d.Message), report.Diagnostics.Select(d => d.Message));
+            Assert.All(report.Thunks.Where(t => t.Register.Length > 0), t => Assert.Equal(FormOf(vendor), t.Form));
+        }
+    }
+
     /// <summary>All 15 registers (and their _nt_ twins) × every vendor: exact bytes, exact offsets, nothing else touched.</summary>
     [Theory]
     [MemberData(nameof(Vendors))]

@@ -32,18 +32,21 @@ public static class Patcher
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string target = AtomicFile.ResolveTarget(path);
         var elf = ElfFile.Load(target, wholeFile: true);
-        var patched = Patch(path, elf, vendor, target, callSites);
+        var symbols = new SymbolIndex(elf);
+        var thunks = ThunkScanner.Find(elf, symbols);
+        var patched = Patch(path, elf, vendor, target, callSites, symbols, thunks);
         var patchTime = clock.Elapsed;
-        var report = patched.Written || target != path ? Verifier.Verify(path, options) : Verifier.Verify(elf, options);
+        var report = patched.Written || target != path ? Verifier.Verify(path, options) : Verifier.Verify(elf, options, symbols, thunks);
         return (patched, report, patchTime, clock.Elapsed - patchTime);
     }
 
     /// <summary>Plans the patch of a loaded file and, when <paramref name="target"/> is given, writes it there.</summary>
-    internal static PatchResult Patch(string path, ElfFile elf, Vendor vendor, string? target = null, CallSiteMode callSites = CallSiteMode.Thunk)
+    internal static PatchResult Patch(string path, ElfFile elf, Vendor vendor, string? target = null, CallSiteMode callSites = CallSiteMode.Thunk,
+        SymbolIndex? symbolIndex = null, List<LocatedThunk>? located = null)
     {
         bool dryRun = target is null;
-        var symbols = new SymbolIndex(elf);
-        var thunks = ThunkScanner.Find(elf, symbols).Where(t => t.Parsed.IsPatchable).ToList();
+        var symbols = symbolIndex ?? new SymbolIndex(elf);
+        var thunks = (located ?? ThunkScanner.Find(elf, symbols)).Where(t => t.Parsed.IsPatchable).ToList();
 
         var planned = new List<(LocatedThunk thunk, byte[] bytes)>();
         foreach (var t in thunks)
