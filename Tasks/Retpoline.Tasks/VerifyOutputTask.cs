@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text.Json;
 using Microsoft.Build.Framework;
 using Retpoline.Policy;
 using Retpoline.Reporting;
@@ -10,12 +11,21 @@ namespace Retpoline.Tasks;
 /// (or publish) folder is verified, never patched (native assets are not ours to change). Files that are not ELF are
 /// skipped by their first bytes; `RetpolineExclude` items exempt third-party files by name or glob (with a Reason),
 /// and every exemption is logged. Files that passed are remembered by content hash in <see cref="CacheFile"/>, so a
-/// no-op build verifies nothing again; a file that failed is never remembered, so it fails the next build too.
+/// no-op build verifies nothing again; a file that failed is never remembered, so it fails the next build too. A file
+/// remembered with findings (under RetpolinePolicy Warning or None, or a warning such as RPL0013) is remembered with
+/// them, and they are reported again on every build: a policy's warnings do not disappear after one build. What
+/// decides a verdict besides the bytes (policy, strict, SLS, allow-list, this task and the engine) is part of the
+/// cache's key, so changing any of it verifies everything again.
+/// Files named explicitly (<see cref="Binaries"/>, the RetpolineBinary items) are the user's request to verify them:
+/// one that is missing or not an x86-64 ELF file is warning RPL0213, not skipped silently like implicit output files.
 /// </summary>
 public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
 {
     /// <summary>Files in the output folder (full paths); duplicates and files that do not exist are ignored.</summary>
     public ITaskItem[] Files { get; set; } = [];
+    /// <summary>RetpolineBinary items (full paths): like <see cref="Files"/>, but one that is missing or not an
+    /// x86-64 ELF file is warning RPL0213 instead of being skipped without a word.</summary>
+    public ITaskItem[] Binaries { get; set; } = [];
     /// <summary>RetpolineExclude: Include (or Pattern metadata) = file name, output-relative path or glob; Reason required.</summary>
     public ITaskItem[] Exclude { get; set; } = [];
     public ITaskItem[] Allow { get; set; } = [];
@@ -55,27 +65,52 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
             rules.Add(new AllowRule(item.GetMetadata("Pattern") is { Length: > 0 } p ? p : item.ItemSpec, reason));
         }
 
-        // What decides a verdict besides the bytes: a change here forgets every remembered result.
-        string settings = $"v1;policy={Policy};strict={Strict};sls={HardenSls};" + string.Join(";", rules.Select(r => $"allow={r.Pattern}"));
+        // What decides a verdict besides the bytes: a change here forgets every remembered result. The assemblies'
+        // module version ids stand for the verifier itself (a new package version may judge the same bytes anew).
+        // RetpolineExclude is not part of it: exclusions are decided before the cache is consulted, on every build,
+        // and an exempt file is never remembered.
+        string settings = $"v2;policy={Policy};strict={Strict};sls={HardenSls};max={MaxFindingsPerFile};" +
+            $"tasks={typeof(VerifyOutputTask).Assembly.ManifestModule.ModuleVersionId};engine={typeof(Verifier).Assembly.ManifestModule.ModuleVersionId};" +
+            string.Join(";", rules.Select(r => $"allow={r.Pattern}:{r.Reason}"));
         var cache = LoadCache(settings);
+        var byHash = new Dictionary<string, CacheEntry>(StringComparer.Ordinal);
+        foreach (var entry in cache.Values) byHash.TryAdd(entry.Hash, entry);
         var newCache = new Dictionary<string, CacheEntry>(StringComparer.Ordinal);
         var verified = new List<ITaskItem>();
         int exempt = 0, skipped = 0, fromCache = 0;
         bool ok = true;
 
-        foreach (string path in Files.Select(f => Path.GetFullPath(f.ItemSpec)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        var named = Binaries.Select(f => Path.GetFullPath(f.ItemSpec)).ToHashSet(StringComparer.Ordinal);
+        foreach (string path in Files.Select(f => Path.GetFullPath(f.ItemSpec)).Concat(named).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
-            if (!File.Exists(path)) continue;
+            bool isNamed = named.Contains(path);
             string relative = OutputDirectory.Length > 0 ? Path.GetRelativePath(OutputDirectory, path).Replace('\\', '/') : Path.GetFileName(path);
             string shown = ProjectDirectory.Length > 0 ? Path.GetRelativePath(ProjectDirectory, path) : path;
-            if (!IsX86_64Elf(path)) { skipped++; continue; }
+            var match = excludes.FirstOrDefault(e => Glob.IsMatch(e.Pattern, Path.GetFileName(path)) || Glob.IsMatch(e.Pattern, relative));
+            if (!File.Exists(path))
+            {
+                if (isNamed && match.Pattern is null)
+                    Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
+                        "RetpolineBinary '{0}' was not verified: it does not exist (name a file the build produces or copies, or remove the item)", shown);
+                continue;
+            }
+            var kind = ReadElfKind(path);
+            if (kind != ElfHeaderKind.X86_64)
+            {
+                // Implicit output files (None/Content, package assets) are mostly not ELF at all: skipped silently.
+                // A file the user named is a request to verify it; not being able to is worth a coded warning.
+                if (isNamed && match.Pattern is null)
+                    Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
+                        "RetpolineBinary '{0}' was not verified: it is {1}, and retpolines are verified in x86-64 ELF files only (remove the item, or exempt the file: RetpolineExclude Include=\"{2}\" Reason=\"...\")",
+                        shown, Describe(kind, path), Path.GetFileName(path));
+                skipped++; continue;
+            }
             if (IsDotNetAppHost(path))
             {
                 Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} is the .NET application host of {1}.dll (Microsoft's executable), not verified", shown, Path.GetFileName(path));
                 skipped++; continue;
             }
 
-            var match = excludes.FirstOrDefault(e => Glob.IsMatch(e.Pattern, Path.GetFileName(path)) || Glob.IsMatch(e.Pattern, relative));
             if (match.Pattern is not null)
             {
                 exempt++;
@@ -86,17 +121,20 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
             var info = new FileInfo(path);
             if (cache.TryGetValue(path, out var known) && known.Length == info.Length && known.Ticks == info.LastWriteTimeUtc.Ticks)
             {
-                newCache[path] = known; fromCache++; verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
+                newCache[path] = known; fromCache++; Replay(known, shown); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
             }
             string hash = Hash(path);
-            if (cache.Values.Any(c => c.Hash == hash))
+            if (byHash.TryGetValue(hash, out var same))
             {
-                newCache[path] = new CacheEntry(hash, info.Length, info.LastWriteTimeUtc.Ticks); fromCache++; verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
+                newCache[path] = same with { Length = info.Length, Ticks = info.LastWriteTimeUtc.Ticks };
+                fromCache++; Replay(same, shown); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
             }
 
-            if (VerifyOne(path, shown, rules))
+            if (VerifyOne(path, shown, rules) is { } result)
             {
-                newCache[path] = new CacheEntry(hash, info.Length, info.LastWriteTimeUtc.Ticks);
+                var entry = result with { Hash = hash, Length = info.Length, Ticks = info.LastWriteTimeUtc.Ticks };
+                newCache[path] = entry;
+                byHash.TryAdd(hash, entry);
                 verified.Add(new Microsoft.Build.Utilities.TaskItem(path));
             }
             else ok = false;
@@ -109,29 +147,45 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         return ok && !Log.HasLoggedErrors;
     }
 
-    bool VerifyOne(string path, string shown, List<AllowRule> rules)
+    /// <summary>Verifies one file and reports its diagnostics by policy; the entry to remember (with the diagnostics
+    /// it reported, to report again while the file is unchanged), or null when the file fails the policy.</summary>
+    CacheEntry? VerifyOne(string path, string shown, List<AllowRule> rules)
     {
         try
         {
             var report = Verifier.Verify(path, new VerifyOptions { Strict = Strict, HardenSls = HardenSls, Allow = rules });
             int shownCount = 0, hidden = 0;
+            var reported = new List<CachedDiagnostic>();
             foreach (var d in report.Diagnostics)
             {
                 if (d.Severity == Severity.Error && shownCount >= MaxFindingsPerFile) { hidden++; continue; }
                 if (d.Severity == Severity.Error) shownCount++;
                 DiagnosticLogging.Log(Log, d, shown, Policy);
+                reported.Add(new CachedDiagnostic(d.Code, d.Severity, d.Message, d.SourceFile, d.Line));
             }
             if (hidden > 0)
                 Log.LogMessage(MessageImportance.High, "Retpoline: {0}: {1} more finding(s) not shown; `retpoline verify {0}` lists them all", shown, hidden);
             Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
             bool failed = report.HasErrors && Policy == "Error";
-            return !failed;
+            return failed ? null : new CacheEntry("", 0, 0, reported, hidden);
         }
         catch (RetpolineException e)
         {
             Log.LogError(null, e.Code, null, shown, 0, 0, 0, 0, "{0}", e.Message);
-            return false;
+            return null;
         }
+    }
+
+    /// <summary>A remembered file's diagnostics, reported again exactly as when it was verified (same policy: the
+    /// policy is part of the cache key).</summary>
+    void Replay(CacheEntry entry, string shown)
+    {
+        if (entry.Diagnostics is not { Count: > 0 } diagnostics) return;
+        foreach (var d in diagnostics)
+            DiagnosticLogging.Log(Log, new Diagnostic(d.Code, d.Severity, d.Message, SourceFile: d.SourceFile, Line: d.Line), shown, Policy);
+        if (entry.Hidden > 0)
+            Log.LogMessage(MessageImportance.High, "Retpoline: {0}: {1} more finding(s) not shown; `retpoline verify {0}` lists them all", shown, entry.Hidden);
+        Log.LogMessage(MessageImportance.Normal, "Retpoline: {0}: unchanged since verified; its {1} diagnostic(s) reported again", shown, diagnostics.Count + entry.Hidden);
     }
 
     /// <summary>
@@ -141,19 +195,47 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     static bool IsDotNetAppHost(string path)
         => Path.GetExtension(path).Length == 0 && File.Exists(path + ".dll") && File.Exists(path + ".runtimeconfig.json");
 
-    /// <summary>ELF magic, 64-bit class, machine x86-64: the first 20 bytes, never the whole file.</summary>
-    static bool IsX86_64Elf(string path)
+    enum ElfHeaderKind { NotElf, Unreadable, Truncated, Elf32, BigEndian, OtherMachine, X86_64 }
+
+    /// <summary>ELF magic, 64-bit class, little-endian, machine x86-64: the first 20 bytes, never the whole file.</summary>
+    static ElfHeaderKind ReadElfKind(string path) => ReadElfHeader(path).Kind;
+
+    static (ElfHeaderKind Kind, ushort Machine) ReadElfHeader(string path)
     {
         Span<byte> head = stackalloc byte[20];
         try
         {
             using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
             int n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-            if (n < 4 || head[0] != 0x7F || head[1] != (byte)'E' || head[2] != (byte)'L' || head[3] != (byte)'F') return false;
-            return n == head.Length && head[4] == 2 && (ushort)(head[18] | head[19] << 8) == MachineX86_64;
+            if (n < 4 || head[0] != 0x7F || head[1] != (byte)'E' || head[2] != (byte)'L' || head[3] != (byte)'F') return (ElfHeaderKind.NotElf, 0);
+            if (n < head.Length) return (ElfHeaderKind.Truncated, 0);
+            if (head[5] == 2) return (ElfHeaderKind.BigEndian, (ushort)(head[18] << 8 | head[19]));
+            ushort machine = (ushort)(head[18] | head[19] << 8);
+            if (head[4] != 2) return (ElfHeaderKind.Elf32, machine);
+            return (machine == MachineX86_64 ? ElfHeaderKind.X86_64 : ElfHeaderKind.OtherMachine, machine);
         }
-        catch (IOException) { return false; }
-        catch (UnauthorizedAccessException) { return false; }
+        catch (IOException) { return (ElfHeaderKind.Unreadable, 0); }
+        catch (UnauthorizedAccessException) { return (ElfHeaderKind.Unreadable, 0); }
+    }
+
+    /// <summary>What a file that is not x86-64 ELF is, in a few words: "not an ELF file", "an ELF file for AArch64 (machine 183)".</summary>
+    static string Describe(ElfHeaderKind kind, string path)
+    {
+        var (_, machine) = ReadElfHeader(path);
+        string arch = machine switch
+        {
+            3 => "i386", 0x3E => "x86-64", 0x28 => "ARM", 0xB7 => "AArch64", 0xF3 => "RISC-V", 8 => "MIPS",
+            0x14 => "PowerPC", 0x15 => "PowerPC64", 0x16 => "s390", 0x2B => "SPARC V9", 0x102 => "LoongArch", _ => "another machine",
+        };
+        return kind switch
+        {
+            ElfHeaderKind.NotElf => "not an ELF file (no ELF magic)",
+            ElfHeaderKind.Unreadable => "unreadable",
+            ElfHeaderKind.Truncated => "a truncated ELF file (shorter than an ELF header)",
+            ElfHeaderKind.Elf32 => $"a 32-bit ELF file for {arch} (machine {machine})",
+            ElfHeaderKind.BigEndian => $"a big-endian ELF file for {arch} (machine {machine})",
+            _ => $"an ELF file for {arch} (machine {machine})",
+        };
     }
 
     static string Hash(string path)
@@ -162,7 +244,16 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         return Convert.ToHexString(SHA256.HashData(f));
     }
 
-    sealed record CacheEntry(string Hash, long Length, long Ticks);
+    /// <summary>A diagnostic as reported, to report again while the file is unchanged.</summary>
+    sealed record CachedDiagnostic(string Code, Severity Severity, string Message, string? SourceFile, int? Line);
+
+    /// <summary>A file that did not fail the policy: its content hash, size and time (the fast check), and the
+    /// diagnostics it reported (none for a clean pass), with the number of findings not shown.</summary>
+    sealed record CacheEntry(string Hash, long Length, long Ticks, List<CachedDiagnostic>? Diagnostics = null, int Hidden = 0);
+
+    sealed record CacheDocument(string Settings, Dictionary<string, CacheEntry> Files);
+
+    static readonly JsonSerializerOptions CacheJson = new() { WriteIndented = true };
 
     Dictionary<string, CacheEntry> LoadCache(string settings)
     {
@@ -170,25 +261,24 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         if (CacheFile.Length == 0 || !File.Exists(CacheFile)) return result;
         try
         {
-            var lines = File.ReadAllLines(CacheFile);
-            if (lines.Length == 0 || lines[0] != settings) return result;
-            foreach (var line in lines.Skip(1))
-            {
-                var parts = line.Split('\t');
-                if (parts.Length == 4 && long.TryParse(parts[1], out long len) && long.TryParse(parts[2], out long ticks))
-                    result[parts[3]] = new CacheEntry(parts[0], len, ticks);
-            }
+            // Anything unreadable (an older format, a truncated file) is an empty cache: everything is verified again.
+            var doc = JsonSerializer.Deserialize<CacheDocument>(File.ReadAllText(CacheFile), CacheJson);
+            if (doc?.Settings != settings || doc.Files is null) return result;
+            foreach (var (path, entry) in doc.Files)
+                if (entry?.Hash is { Length: > 0 }) result[path] = entry;
         }
         catch (IOException) { }
+        catch (JsonException) { }
         return result;
     }
 
     void SaveCache(string settings, Dictionary<string, CacheEntry> entries)
     {
         if (CacheFile.Length == 0) return;
-        var lines = new List<string> { settings };
-        lines.AddRange(entries.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => $"{e.Value.Hash}\t{e.Value.Length}\t{e.Value.Ticks}\t{e.Key}"));
-        string text = string.Join("\n", lines) + "\n";
+        var sorted = new Dictionary<string, CacheEntry>(StringComparer.Ordinal);
+        foreach (var (path, entry) in entries.OrderBy(e => e.Key, StringComparer.Ordinal))
+            sorted[path] = entry.Diagnostics is { Count: 0 } ? entry with { Diagnostics = null } : entry;
+        string text = JsonSerializer.Serialize(new CacheDocument(settings, sorted), CacheJson) + "\n";
         if (File.Exists(CacheFile) && File.ReadAllText(CacheFile) == text) return;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(CacheFile))!);
         File.WriteAllText(CacheFile, text);

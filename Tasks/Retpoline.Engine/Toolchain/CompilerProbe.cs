@@ -84,4 +84,6 @@ public static class ToolchainCodes
     public const string AuditNoMSBuild = "RPL0211";
     /// <summary>`retpoline audit`: a solution or project could not be read or evaluated.</summary>
     public const string AuditUnusableProject = "RPL0212";
+    /// <summary>A file named as a RetpolineBinary item is missing or not an x86-64 ELF file, so nothing verified it (warning).</summary>
+    public const string BinaryNotX86_64Elf = "RPL0213";
 }
