@@ -19,7 +19,8 @@ static class DiagnosticLogging
     }
 
     /// <summary>A verify finding or thunk problem: at its source line when DWARF gave one, else at the binary.</summary>
-    public static void Log(TaskLoggingHelper log, Diagnostic d, string binary, string policy)
+    /// <returns>True when it was logged as a warning.</returns>
+    public static bool Log(TaskLoggingHelper log, Diagnostic d, string binary, string policy)
     {
         string message = d.SourceFile is null ? d.Message : $"{d.Message} [{binary}]";
         string? file = d.SourceFile ?? binary;
@@ -29,5 +30,6 @@ static class DiagnosticLogging
         if (asError) log.LogError(null, d.Code, null, file, line, 0, 0, 0, "{0}", message);
         else if (asWarning) log.LogWarning(null, d.Code, null, file, line, 0, 0, 0, "{0}", message);
         else log.LogMessage(Microsoft.Build.Framework.MessageImportance.Normal, "{0}: {1}: {2}", file, d.Code, message);
+        return !asError && asWarning;
     }
 }

@@ -12,6 +12,12 @@ namespace Retpoline.Tasks;
 public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
 {
     [Required] public string Binary { get; set; } = "";
+    /// <summary>
+    /// True when verify reported a warning (a finding under RetpolinePolicy=Warning, an exported thunk, …). The stamp
+    /// is then not written, so the next build verifies again and the warning stays visible instead of vanishing after
+    /// one build; the patch is idempotent, so nothing else changes.
+    /// </summary>
+    [Output] public bool Warned { get; set; }
     public string Vendor { get; set; } = "Generic";
     public string CallSites { get; set; } = "Thunk";
     public bool Patch { get; set; } = true;
@@ -67,7 +73,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                 report = Verifier.Verify(Binary, options);
                 Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms (RetpolinePatch is false)", Ms(clock.Elapsed));
             }
-            foreach (var d in report.Diagnostics) DiagnosticLogging.Log(Log, d, Shown, Policy);
+            foreach (var d in report.Diagnostics) Warned |= DiagnosticLogging.Log(Log, d, Shown, Policy);
             foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
                 Log.LogMessage(MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, f.Function, f.AllowedBy);
             Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
@@ -78,7 +84,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                 SarifWriter.Write(f, [report]);
             }
             if (Log.HasLoggedErrors) return false;
-            if (StampFile.Length > 0) { Directory.CreateDirectory(Path.GetDirectoryName(StampFile)!); File.WriteAllText(StampFile, TextReport.Summary(report) + "\n"); }
+            if (StampFile.Length > 0 && !Warned) { Directory.CreateDirectory(Path.GetDirectoryName(StampFile)!); File.WriteAllText(StampFile, TextReport.Summary(report) + "\n"); }
             return true;
         }
         catch (RetpolineException e)

@@ -38,6 +38,12 @@ public sealed class DiagnosticTests(ITestOutputHelper log) : SdkTest(log)
             .Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><RetpolinePolicy>Warning</RetpolinePolicy><RetpolineReportFile>reports/app.sarif</RetpolineReportFile></PropertyGroup>"));
         var r = MustBuild(p, "app.nativeproj");
         Assert.Contains("tramp.S(6): warning RPL0001", r.Output);
+        // A warning that vanished after one build would be a policy nobody sees: the no-op build says it again
+        // (without compiling or linking anything).
+        var again = MustBuild(p, "app.nativeproj", "-v:n");
+        Assert.Contains("tramp.S(6): warning RPL0001", again.Output);
+        Assert.Contains("Retpoline: 0 of 3 source(s) to compile", again.Output);
+        Assert.Contains("is up to date", again.Output);
         string sarif = File.ReadAllText(p.PathOf("reports/app.sarif"));
         Assert.Contains("\"2.1.0\"", sarif);
         Assert.Contains("\"ruleId\": \"RPL0001\"", sarif);
