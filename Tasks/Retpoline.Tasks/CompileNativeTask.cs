@@ -84,8 +84,7 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
                 if (engine is not null) { try { granted = engine.RequestCores(wanted); } catch (NotImplementedException) { engine = null; } }
                 int degree = Math.Max(1, engine is not null ? Math.Min(granted, wanted) : wanted);
                 var clock = System.Diagnostics.Stopwatch.StartNew();
-                Parallel.For(0, stale.Count, new ParallelOptions { MaxDegreeOfParallelism = degree, CancellationToken = cancel.Token }, i =>
-                    outcomes[i] = NativeCompiler.Run(stale[i], family, ProjectDirectory));
+                JobQueue.Run(stale.Count, degree, i => SourceSize(stale[i].Source), i => outcomes[i] = NativeCompiler.Run(stale[i], family, ProjectDirectory), cancel.Token);
                 Log.LogMessage(MessageImportance.Normal, "Retpoline: compiled {0} source(s) in {1} ms with {2} parallel job(s)", stale.Count, clock.ElapsedMilliseconds, degree);
             }
             catch (OperationCanceledException) { Log.LogError("Retpoline: compilation cancelled"); return false; }
@@ -105,6 +104,11 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
         Objects = steps.Select(s => (ITaskItem)new Microsoft.Build.Utilities.TaskItem(s.Object)).ToArray();
         if (CompileCommandsFile.Length > 0) WriteCompileCommands(steps);
         return ok && !Log.HasLoggedErrors;
+    }
+
+    static long SourceSize(string path)
+    {
+        try { return new FileInfo(path).Length; } catch (IOException) { return 0; }
     }
 
     /// <summary>For clangd and IDEs; rewritten only when it changes, so it never makes a build look out of date.</summary>
