@@ -7,11 +7,11 @@ using Retpoline.X86;
 namespace Retpoline;
 
 /// <summary>
-/// Runs verify and a dry-run patch once over a small ELF image built in memory, on a background thread. A build
-/// starts it while its compilers run (the MSBuild node only waits for them then), so by the time the linked binary
-/// is patched and verified the engine, Iced and ELFSharp are compiled by the JIT and that step takes milliseconds
-/// instead of the ~200 ms a cold start costs. Nothing is written anywhere; every failure is swallowed (it only
-/// ever costs the time it saves).
+/// Runs verify and a dry-run patch over a small ELF image built in memory, on a background thread. A build starts it
+/// while its compilers run (the MSBuild node only waits for them then), so by the time the linked binary is patched
+/// and verified the engine, Iced and ELFSharp are loaded and ready, and that step takes milliseconds instead of the
+/// ~65 ms (ReadyToRun) or ~200 ms (JIT) a cold start costs. Nothing is written anywhere; a failure is swallowed (it
+/// only ever costs the time it saves).
 /// </summary>
 public static class Warmup
 {
@@ -33,14 +33,13 @@ public static class Warmup
     public static Exception? Failure { get; private set; }
     public static int RoundsDone { get; private set; }
 
-    /// <summary>Past the tiering threshold (30 calls), so the JIT's optimised code is what the build's verify runs.</summary>
-    const int Rounds = 40;
     /// <summary>
-    /// The runtime counts calls only once no new method has been JIT-compiled for 100 ms (TC_CallCountingDelayMs),
-    /// and MSBuild compiles plenty while a build starts: the rounds come in bursts with pauses between, so the
-    /// counting sees them and Iced's decoder is promoted to optimised code while the compilers still run.
+    /// Two rounds: the first loads the types, binds the ReadyToRun code (tasks/net10.0) and JIT-compiles what it
+    /// cannot hold (generic instantiations over our types); the second reaches what the first initialised lazily.
+    /// More rounds only buy tier-1 re-compilation, which cost ~0.5 s of CPU taken from the compilers for no gain
+    /// after link (measured with bench/build-vs-make.sh and the build process's own CPU time).
     /// </summary>
-    const int Bursts = 4, PauseMs = 250;
+    const int Rounds = 2;
 
     static void Run()
     {
@@ -49,7 +48,6 @@ public static class Warmup
             var image = SampleImage();
             for (int i = 0; i < Rounds; i++)
             {
-                if (i > 0 && i % (Rounds / Bursts) == 0) Thread.Sleep(PauseMs);
                 var report = Verifier.Verify(ElfFile.Parse("(warm-up)", image), new VerifyOptions());
                 _ = report.Diagnostics;
                 _ = Reporting.TextReport.Summary(report);

@@ -102,8 +102,6 @@ public static class CodeSweep
         }
     }
 
-    // Straight to optimised code: the loop runs once per chunk, too few calls for tiering to promote it in a build.
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     static (List<SweptBranch>, List<DirectReference>, List<SweptBranch>) SweepChunk(byte[] data, ElfSection s, ulong[] bounds, TargetFilter targets, bool checkSls)
     {
         var indirect = new List<SweptBranch>();
