@@ -143,27 +143,29 @@ dotnet build bench.nativeproj -c Release -nologo -v:q >/dev/null
 [[ -f $THUNKS ]] || { echo "restore did not extract $THUNKS" >&2; exit 2; }
 
 now() { date +%s.%N; }
-best=()  # best-of-RUNS seconds, by label
-time_best() {  # label command...
-  local label=$1; shift
-  local b=""
-  for ((r = 0; r < RUNS; r++)); do
-    [[ -n ${PREP:-} ]] && eval "$PREP" >/dev/null 2>&1
-    local t0 t1 d
-    t0=$(now); "$@" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log"; echo "FAILED: $*" >&2; exit 1; }; t1=$(now)
-    d=$(echo "$t1 - $t0" | bc -l)
-    if [[ -z $b ]] || (( $(echo "$d < $b" | bc -l) )); then b=$d; cp "$WORK/last.log" "$WORK/$label.log"; fi
-  done
-  printf -v "T_$label" '%s' "$b"
+# One timed run of a command, after its preparation (not timed); the log of the best run is kept as $WORK/<label>.log.
+run_once() {  # label prep command...
+  local label=$1 prep=$2; shift 2
+  [[ -n $prep ]] && eval "$prep" >/dev/null 2>&1
+  local t0 t1 d
+  t0=$(now); "$@" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log"; echo "FAILED: $*" >&2; exit 1; }; t1=$(now)
+  d=$(echo "$t1 - $t0" | bc -l)
+  local var="T_$label"
+  if [[ -z ${!var:-} ]] || (( $(echo "$d < ${!var}" | bc -l) )); then printf -v "$var" '%s' "$d"; cp "$WORK/last.log" "$WORK/$label.log"; fi
 }
 
 nproc_=$(nproc)
 echo "project: $FILES C files x $FUNCS function groups + main.c, $CC $($CC -dumpfullversion 2>/dev/null || $CC -dumpversion), -O2 -g, make -j$JOBS, $nproc_ core(s), best of $RUNS"
 
-PREP="make clean" time_best make_clean make -j"$JOBS"
-PREP=""          time_best make_noop  make -j"$JOBS"
-PREP="dotnet clean bench.nativeproj -c Release -nologo -v:q" time_best dotnet_clean dotnet build bench.nativeproj -c Release -nologo --no-restore -v:n -m:"$JOBS"
-PREP=""          time_best dotnet_noop  dotnet build bench.nativeproj -c Release -nologo --no-restore -v:n -m:"$JOBS"
+# make and dotnet runs alternate, so a change in the machine's load during the benchmark reaches both sides alike.
+for ((r = 0; r < RUNS; r++)); do
+  run_once make_clean "make clean" make -j"$JOBS"
+  run_once dotnet_clean "dotnet clean bench.nativeproj -c Release -nologo -v:q" dotnet build bench.nativeproj -c Release -nologo --no-restore -v:n -m:"$JOBS"
+done
+for ((r = 0; r < RUNS; r++)); do
+  run_once make_noop "" make -j"$JOBS"
+  run_once dotnet_noop "" dotnet build bench.nativeproj -c Release -nologo --no-restore -v:n -m:"$JOBS"
+done
 
 # Same program either way?
 [[ $(./mk/bench) == $(./bin/Release/bench) ]] || { echo "make and dotnet builds print different results" >&2; exit 1; }
