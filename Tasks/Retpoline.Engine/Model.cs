@@ -141,6 +141,8 @@ public sealed class PatchResult
     public required int Unchanged { get; init; }
     /// <summary>False for --dry-run and when nothing changed (the file is not rewritten then).</summary>
     public required bool Written { get; init; }
+    /// <summary>The file differs from the requested form (thunk bytes or call-site record): a real patch writes it.</summary>
+    public bool NeedsWrite { get; init; }
     public IReadOnlyList<Diagnostic> Diagnostics { get; init; } = Array.Empty<Diagnostic>();
     /// <summary>How call sites were treated (issue 5).</summary>
     public CallSiteMode CallSites { get; init; } = CallSiteMode.Thunk;

@@ -21,23 +21,31 @@ public static class Patcher
     }
 
     /// <summary>
-    /// Patch, then verify what the file now holds — the post-link step of a build. When the patch wrote nothing (the
-    /// linked thunks are already in the vendor's form, the default Generic case) the file on disk is exactly what was
-    /// parsed, so verify reuses it instead of reading and parsing the file a second time; after a write, verify reads
-    /// the file back.
+    /// Patch, then verify what the file now holds — the post-link step of a build. The file is first read the way
+    /// verify reads it (code, symbols, line tables: not the rest of the debug info) and the patch planned on that.
+    /// When nothing needs writing (the linked thunks are already in the vendor's form, the default Generic case) the
+    /// file on disk is exactly what was parsed, so verify reuses the parse, the symbol index and the recognised
+    /// thunks. Otherwise the patch runs as <see cref="Patch(string, Vendor, bool, CallSiteMode)"/> does (whole file,
+    /// atomic write) and verify reads the file back.
     /// </summary>
     public static (PatchResult Patch, VerifyReport Report, TimeSpan PatchTime, TimeSpan VerifyTime) PatchThenVerify(
         string path, Vendor vendor, CallSiteMode callSites, VerifyOptions options)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string target = AtomicFile.ResolveTarget(path);
-        var elf = ElfFile.Load(target, wholeFile: true);
+        var elf = ElfFile.Load(target);
         var symbols = new SymbolIndex(elf);
         var thunks = ThunkScanner.Find(elf, symbols);
-        var patched = Patch(path, elf, vendor, target, callSites, symbols, thunks);
-        var patchTime = clock.Elapsed;
-        var report = patched.Written || target != path ? Verifier.Verify(path, options) : Verifier.Verify(elf, options, symbols, thunks);
-        return (patched, report, patchTime, clock.Elapsed - patchTime);
+        var planned = Patch(path, elf, vendor, null, callSites, symbols, thunks);
+        if (!planned.NeedsWrite && target == path)
+        {
+            var patchTime = clock.Elapsed;
+            var report = Verifier.Verify(elf, options, symbols, thunks);
+            return (planned, report, patchTime, clock.Elapsed - patchTime);
+        }
+        var patched = Patch(path, vendor, dryRun: false, callSites);
+        var writeTime = clock.Elapsed;
+        return (patched, Verifier.Verify(path, options), writeTime, clock.Elapsed - writeTime);
     }
 
     /// <summary>Plans the patch of a loaded file and, when <paramref name="target"/> is given, writes it there.</summary>
@@ -75,7 +83,8 @@ public static class Patcher
             changes.Add(new ThunkPatch(t.Name, t.Address, t.FileOffset, t.Body!.Value.Form, ToForm(vendor), old.ToArray(), bytes));
         }
 
-        bool write = (changes.Count > 0 || sites.ChangesFile) && !dryRun;
+        bool needsWrite = changes.Count > 0 || sites.ChangesFile;
+        bool write = needsWrite && !dryRun;
         if (write)
         {
             var data = elf.Data; // our own copy of the file: patch it in memory, then replace the file whole
@@ -92,7 +101,7 @@ public static class Patcher
             diagnostics.Add(new Diagnostic(Codes.AmdVendor, Severity.Warning, AmdWarning));
         return new PatchResult
         {
-            Path = path, Vendor = vendor, Changes = changes, Unchanged = planned.Count - changes.Count, Written = write, Diagnostics = diagnostics,
+            Path = path, Vendor = vendor, Changes = changes, Unchanged = planned.Count - changes.Count, Written = write, NeedsWrite = needsWrite, Diagnostics = diagnostics,
             CallSites = callSites, Sites = sites.Changes, SitesInlined = sites.Inlined, SitesThroughThunk = sites.ThroughThunk,
         };
     }
