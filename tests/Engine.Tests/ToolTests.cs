@@ -597,6 +597,28 @@ public sealed class ToolTests(ToolTests.Fixtures fx) : IClassFixture<ToolTests.F
         }
     }
 
+    /// <summary>
+    /// A broken install (the tool without ELFSharp.dll beside it) is our failure, not the input's: one internal-error
+    /// line naming the assembly, never RPL0102 "cannot read" about a perfectly good file.
+    /// </summary>
+    [Fact]
+    public void A_missing_engine_assembly_is_an_internal_error_not_an_unreadable_input()
+    {
+        string copy = System.IO.Directory.CreateTempSubdirectory("retpoline-broken-install-").FullName;
+        try
+        {
+            foreach (var f in System.IO.Directory.GetFiles(AppContext.BaseDirectory))
+                if (Path.GetFileName(f) is var n && (n.StartsWith("retpoline.", StringComparison.Ordinal) || n is "Retpoline.Engine.dll" or "Iced.dll"))
+                    File.Copy(f, Path.Combine(copy, n));
+            var r = NativeToolchain.Run("dotnet", [Path.Combine(copy, "retpoline.dll"), "verify", fx.Clean]);
+            Assert.Equal(2, r.ExitCode);
+            var line = Assert.Single(r.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith($"retpoline: error {Codes.IoError}: internal error: FileNotFoundException: Could not load file or assembly 'ELFSharp", line);
+            Assert.DoesNotContain("cannot read", line);
+        }
+        finally { System.IO.Directory.Delete(copy, recursive: true); }
+    }
+
     static Result Tool(params string[] args) => ToolIn(null, args);
 
     /// <summary>`dotnet retpoline.dll ARGS` as a separate process, in <paramref name="workingDirectory"/> when given.</summary>

@@ -88,8 +88,17 @@ public sealed class ElfFile
             return Parse(path, data, ReadCode);
         }
         catch (UnauthorizedAccessException) { throw new RetpolineException(Codes.IoError, path, "permission denied"); }
-        catch (IOException e) { throw new RetpolineException(Codes.IoError, path, $"cannot read: {e.Message}"); }
+        // An assembly that fails to load (FileNotFound/FileLoadException are IOExceptions too) is a broken install of
+        // ours, not an unreadable input: let it surface as the internal error it is.
+        catch (IOException e) when (!IsAssemblyLoadFailure(e, path)) { throw new RetpolineException(Codes.IoError, path, $"cannot read: {e.Message}"); }
     }
+
+    static bool IsAssemblyLoadFailure(IOException e, string path) => e switch
+    {
+        FileLoadException => true,
+        FileNotFoundException f => f.FileName is { } name && name != path && !File.Exists(name),
+        _ => false,
+    };
 
     static void ReadRange(Microsoft.Win32.SafeHandles.SafeFileHandle handle, byte[] data, long offset, int size)
     {
