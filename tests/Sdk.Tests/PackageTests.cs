@@ -51,10 +51,14 @@ public sealed class PackageTests
     public void The_dotnet_10_sdk_loads_the_ReadyToRun_tasks()
     {
         var p = SdkPackage.Instance.NewProject("tasks-folder").Write("app.nativeproj", Sources.Project("Exe", ""));
-        var r = p.Dotnet("msbuild", "app.nativeproj", "-restore", "-getProperty:RetpolineTasksAssembly", "-nologo");
+        var r = p.Dotnet("msbuild", "app.nativeproj", "-restore", "-getProperty:RetpolineTasksAssembly", "-getProperty:EnableSourceLink", "-nologo");
         Assert.True(r.ExitCode == 0, r.Output);
-        Assert.EndsWith(Path.Combine("tasks", "net10.0", "Retpoline.Tasks.dll"), r.Output.Trim());
-        Assert.True(File.Exists(r.Output.Trim()), r.Output);
+        var properties = System.Text.Json.JsonDocument.Parse(r.Output).RootElement.GetProperty("Properties");
+        string tasks = properties.GetProperty("RetpolineTasksAssembly").GetString()!;
+        Assert.EndsWith(Path.Combine("tasks", "net10.0", "Retpoline.Tasks.dll"), tasks);
+        Assert.True(File.Exists(tasks), r.Output);
+        // A native project has no PDB for Source Link to write into; locating the repository cost every build ~50 ms.
+        Assert.Equal("false", properties.GetProperty("EnableSourceLink").GetString());
     }
 
     static bool IsReadyToRun(ZipArchive zip, string entry)
