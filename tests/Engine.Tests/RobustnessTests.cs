@@ -8,8 +8,8 @@ using Xunit.Abstractions;
 namespace Retpoline.Tests;
 
 /// <summary>
-/// Hostile input. Mutated copies of real fixtures go through Verifier.Verify and Patcher.Patch: the only acceptable
-/// outcomes are a normal report, a RetpolineException with an RPL01xx code, or (patch) a refusal RPL0016; no other
+/// Hostile input. Mutated copies of real fixtures go through Verifier.Verify, Patcher.Patch and
+/// Patcher.PatchThenVerify (the build's post-link step): the only acceptable outcomes are a normal report, a RetpolineException with an RPL01xx code, or (patch) a refusal RPL0016; no other
 /// exception escapes, nothing hangs, and a file patch rejects is byte-identical afterwards. Then each bad input the
 /// issue names gets exactly one coded exception.
 /// </summary>
@@ -127,6 +127,25 @@ public sealed class RobustnessTests(FixtureSet fx, ITestOutputHelper output)
         catch (Exception e)
         {
             failures.Enqueue($"{label}: patch {vendor} threw {Describe(e)}");
+        }
+
+        // The build's post-link step on the same bytes: a report, or a coded refusal that left the file alone.
+        File.WriteAllBytes(file, data);
+        try
+        {
+            var (_, report, _, _) = Patcher.PatchThenVerify(file, vendor, CallSiteMode.Thunk, new VerifyOptions { Parallel = false });
+            _ = report.Diagnostics.Count;
+            Count("patch+verify: report");
+        }
+        catch (RetpolineException e) when (e.Code.StartsWith("RPL01", StringComparison.Ordinal) || e.Code == Codes.PatchRefused)
+        {
+            Count("patch+verify: " + e.Code);
+            if (!File.ReadAllBytes(file).AsSpan().SequenceEqual(data))
+                failures.Enqueue($"{label}: patch+verify {vendor} refused ({e.Code}) but changed the file");
+        }
+        catch (Exception e)
+        {
+            failures.Enqueue($"{label}: patch+verify {vendor} threw {Describe(e)}");
         }
     }
 
