@@ -18,7 +18,6 @@ public static class Verifier
         options ??= new VerifyOptions();
         Timing.Mark("start");
         var elf = ElfFile.Load(path);
-        Timing.Mark("load");
         return Verify(elf, options);
     }
 
@@ -72,7 +71,7 @@ public static class Verifier
 
         // Naming, formatting and line lookup cost more than the sweep on an unmitigated library (every branch is a
         // finding), so they run on both cores too, each worker with its own formatter; the order is kept.
-        Timing.Mark("lines+split");
+        Timing.Mark("annotations+split");
         var findings = new Finding[userBranches.Count];
         Parallel.For(0, (findings.Length + 4095) / 4096, ParallelOptionsFor(options), NewFormatter, (chunk, _, formatter) =>
         {

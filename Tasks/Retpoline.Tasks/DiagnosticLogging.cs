@@ -6,6 +6,9 @@ namespace Retpoline.Tasks;
 /// <summary>Engine diagnostics to MSBuild's own format: `file(line,col): error CODE: text`, so IDEs and CI annotate the line.</summary>
 static class DiagnosticLogging
 {
+    /// <summary>`12.3`, whatever the culture: bench/build-vs-make.sh reads the link, patch and verify times from the log.</summary>
+    public static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <param name="projectDirectory">A relative path (ld names sources as DWARF recorded them, `./b.c` after
     /// -ffile-prefix-map) is resolved against it, so every compiler and linker diagnostic names an absolute path.</param>
     public static void Log(TaskLoggingHelper log, CompilerDiagnostic d, string? fallbackFile, string projectDirectory)

@@ -44,7 +44,7 @@ public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
         string workingDirectory = ProjectDirectory.Length > 0 ? ProjectDirectory : Path.GetDirectoryName(step.Output)!;
         var (ok, diagnostics) = NativeLinker.Run(step, Enum.Parse<CompilerFamily>(CompilerFamily), workingDirectory);
         // bench/build-vs-make.sh compares patch+verify time with this.
-        Log.LogMessage(MessageImportance.Normal, "Retpoline: link {0} ms", PatchAndVerifyTask.Ms(clock.Elapsed));
+        Log.LogMessage(MessageImportance.Normal, "Retpoline: link {0} ms", DiagnosticLogging.Ms(clock.Elapsed));
         foreach (var d in diagnostics) DiagnosticLogging.Log(Log, d, null, workingDirectory);
         Linked = ok;
         return ok && !Log.HasLoggedErrors;

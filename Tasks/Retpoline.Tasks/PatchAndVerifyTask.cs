@@ -64,14 +64,14 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                 Log.LogMessage(MessageImportance.Normal, "Retpoline: patched {0} for {1}: {2} thunk(s) changed, {3} already in form{4}",
                     Binary, vendor, patched.Changes.Count, patched.Unchanged,
                     callSites == CallSiteMode.Inline ? $", {patched.SitesInlined} call site(s) inlined" : "");
-                Log.LogMessage(MessageImportance.Normal, "Retpoline: patch {0} ms, verify {1} ms", Ms(patchTime), Ms(verifyTime));
+                Log.LogMessage(MessageImportance.Normal, "Retpoline: patch {0} ms, verify {1} ms", DiagnosticLogging.Ms(patchTime), DiagnosticLogging.Ms(verifyTime));
                 report = verified;
             }
             else
             {
                 var clock = Stopwatch.StartNew();
                 report = Verifier.Verify(Binary, options);
-                Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms (RetpolinePatch is false)", Ms(clock.Elapsed));
+                Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms (RetpolinePatch is false)", DiagnosticLogging.Ms(clock.Elapsed));
             }
             foreach (var d in report.Diagnostics) Warned |= DiagnosticLogging.Log(Log, d, Shown, Policy);
             foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
@@ -93,9 +93,6 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
             return false;
         }
     }
-
-    /// <summary>`12.3`, whatever the culture: bench/build-vs-make.sh reads these figures from the log.</summary>
-    internal static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
 
     bool Fail(string code, string message)
     {

@@ -94,7 +94,7 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
                         "RetpolineBinary '{0}' was not verified: it does not exist (name a file the build produces or copies, or remove the item)", shown);
                 continue;
             }
-            var kind = ReadElfKind(path);
+            var (kind, machine) = ReadElfHeader(path);
             if (kind != ElfHeaderKind.X86_64)
             {
                 // Implicit output files (None/Content, package assets) are mostly not ELF at all: skipped silently.
@@ -102,7 +102,7 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
                 if (isNamed && match.Pattern is null)
                     Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
                         "RetpolineBinary '{0}' was not verified: it is {1}, and retpolines are verified in x86-64 ELF files only (remove the item, or exempt the file: RetpolineExclude Include=\"{2}\" Reason=\"...\")",
-                        shown, Describe(kind, path), Path.GetFileName(path));
+                        shown, Describe(kind, machine), Path.GetFileName(path));
                 skipped++; continue;
             }
             if (IsDotNetAppHost(path))
@@ -198,8 +198,6 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     enum ElfHeaderKind { NotElf, Unreadable, Truncated, Elf32, BigEndian, OtherMachine, X86_64 }
 
     /// <summary>ELF magic, 64-bit class, little-endian, machine x86-64: the first 20 bytes, never the whole file.</summary>
-    static ElfHeaderKind ReadElfKind(string path) => ReadElfHeader(path).Kind;
-
     static (ElfHeaderKind Kind, ushort Machine) ReadElfHeader(string path)
     {
         Span<byte> head = stackalloc byte[20];
@@ -219,9 +217,8 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     }
 
     /// <summary>What a file that is not x86-64 ELF is, in a few words: "not an ELF file", "an ELF file for AArch64 (machine 183)".</summary>
-    static string Describe(ElfHeaderKind kind, string path)
+    static string Describe(ElfHeaderKind kind, ushort machine)
     {
-        var (_, machine) = ReadElfHeader(path);
         string arch = machine switch
         {
             3 => "i386", 0x3E => "x86-64", 0x28 => "ARM", 0xB7 => "AArch64", 0xF3 => "RISC-V", 8 => "MIPS",

@@ -25,8 +25,6 @@ public sealed class AuditTests(ITestOutputHelper log)
         return r;
     }
 
-    const string VendorC = "typedef long (*op)(long);\nstatic long inc(long x){return x+1;}\nstatic long dbl(long x){return x*2;}\nop ops[]={inc,dbl};\nlong vendor_apply(int i,long x){return ops[i&1](x);}\n";
-
     [Fact]
     public void Audit_reports_every_project_kind_binary_state_and_exit_code_of_a_mixed_solution()
     {
@@ -49,7 +47,6 @@ public sealed class AuditTests(ITestOutputHelper log)
                   <ItemGroup><None Include="libvendor.so" CopyToOutputDirectory="PreserveNewest" /></ItemGroup>
                 </Project>
                 """)
-            .Write("plain/vendor.c", VendorC)
             // A .slnx written by hand, without the Type `dotnet sln add` would record for the .nativeproj.
             .Write("mixed.slnx", """
                 <Solution>
@@ -58,8 +55,7 @@ public sealed class AuditTests(ITestOutputHelper log)
                   <Project Path="plain/plain.csproj" />
                 </Solution>
                 """);
-        var gcc = Dotnet.Exec("gcc", p.Directory, ["-shared", "-fPIC", "-O2", "-o", p.PathOf("plain/libvendor.so"), p.PathOf("plain/vendor.c")]);
-        Assert.True(gcc.ExitCode == 0, gcc.Output);
+        Prebuilt.SharedLibrary(p, "plain/libvendor.so", "vendor_apply");
 
         // Nothing built or restored yet: a state, not an error; the unmitigated .so of a project without the
         // package is shown but only fails under --require-policy.

@@ -109,22 +109,6 @@ public sealed class SolutionTests(ITestOutputHelper log)
         Assert.Matches(@"publish/libmathx\.so: PASS", pub.Output);
     }
 
-    /// <summary>An unmitigated third-party library: plain gcc, a function-pointer call through a table.</summary>
-    static void BuildVendorLibrary(TestProject p, string relativePath)
-    {
-        p.Write("vendor-src/vendor.c", """
-            typedef long (*op)(long);
-            static long inc(long x) { return x + 1; }
-            static long dbl(long x) { return x * 2; }
-            op ops[] = { inc, dbl };
-            long vendor_apply(int i, long x) { return ops[i & 1](x); }
-            """);
-        string output = p.PathOf(relativePath);
-        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        var gcc = Dotnet.Exec("gcc", p.Directory, ["-shared", "-fPIC", "-O2", "-o", output, p.PathOf("vendor-src/vendor.c")]);
-        Assert.True(gcc.ExitCode == 0, gcc.Output);
-    }
-
     static string PolicyApp(string extra) => ConsoleProject($"""
         <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
             <None Include="lib/libvendor.so" CopyToOutputDirectory="PreserveNewest" Link="libvendor.so" />
@@ -135,7 +119,7 @@ public sealed class SolutionTests(ITestOutputHelper log)
     public void Unmitigated_library_copied_to_output_fails_with_RPL0001_and_RetpolineExclude_exempts_it()
     {
         var p = Sdk.NewProject("vendor-so").Write("app.csproj", PolicyApp("")).Write("Program.cs", "System.Console.WriteLine(\"hi\");\n");
-        BuildVendorLibrary(p, "lib/libvendor.so");
+        Prebuilt.SharedLibrary(p, "lib/libvendor.so", "vendor_apply");
 
         var bad = p.Build("app.csproj");
         log.WriteLine(bad.Output);
@@ -162,7 +146,7 @@ public sealed class SolutionTests(ITestOutputHelper log)
     public void Native_asset_from_a_package_is_verified_when_consumed()
     {
         var p = Sdk.NewProject("pkg-asset");
-        BuildVendorLibrary(p, "vendorpkg/libvendor.so");
+        Prebuilt.SharedLibrary(p, "vendorpkg/libvendor.so", "vendor_apply");
         string id = "Vendor.Native." + Path.GetFileName(p.Directory).Replace("-", "");
         p.Write("vendorpkg/vendorpkg.csproj", $"""
             <Project Sdk="Microsoft.NET.Sdk">

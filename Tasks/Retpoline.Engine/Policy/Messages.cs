@@ -61,13 +61,15 @@ public static class Messages
     /// <summary>`dispatch+0x9` → `dispatch`; `puts@plt` stays.</summary>
     public static string BaseName(string function)
     {
-        int plus = function.LastIndexOf("+0x", StringComparison.Ordinal);
-        return plus > 0 ? function[..plus] : function;
+        int length = BaseNameLength(function);
+        return length == function.Length ? function : function[..length];
     }
 
-    static ReadOnlySpan<char> BaseNameSpan(string function)
+    static ReadOnlySpan<char> BaseNameSpan(string function) => function.AsSpan(0, BaseNameLength(function));
+
+    static int BaseNameLength(string function)
     {
         int plus = function.LastIndexOf("+0x", StringComparison.Ordinal);
-        return plus > 0 ? function.AsSpan(0, plus) : function;
+        return plus > 0 ? plus : function.Length;
     }
 }

@@ -77,7 +77,7 @@ public static class TextReport
 
     static void InfoLine(Utf8Sink o, VerifyReport r, Finding f)
     {
-        o.Add(r.Path); o.Add(": info: "); o.Add(ClassName(f.Class)); o.Add(" "); o.Add(Messages.Kind(f)); o.Add(" '"); o.Add(f.Instruction);
+        o.Add(r.Path); o.Add(": info: "); o.Add(f.Class.ToString()); o.Add(" "); o.Add(Messages.Kind(f)); o.Add(" '"); o.Add(f.Instruction);
         o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" in '"); o.Add(f.Function); o.Add("' allowed (");
         o.Add(f.AllowedBy ?? f.Detail ?? Why(f.Class)); o.Add(")\n");
     }
@@ -100,16 +100,6 @@ public static class TextReport
         if (file is not null) { o.Add(" ["); o.Add(r.Path); o.Add((byte)']'); }
         o.Add((byte)'\n');
     }
-
-    static string ClassName(FindingClass c) => c switch
-    {
-        FindingClass.UserCode => nameof(FindingClass.UserCode),
-        FindingClass.Plt => nameof(FindingClass.Plt),
-        FindingClass.ToolchainStartup => nameof(FindingClass.ToolchainStartup),
-        FindingClass.Annotated => nameof(FindingClass.Annotated),
-        FindingClass.PatchedSite => nameof(FindingClass.PatchedSite),
-        _ => c.ToString(),
-    };
 
     static string Why(FindingClass c) => c switch
     {

@@ -1,10 +1,11 @@
 namespace Retpoline.Toolchain;
 
 /// <summary>
-/// Runs jobs on a fixed number of threads, handing out one job at a time, largest first. Parallel.For hands out
-/// growing chunks of indices, so near the end one core could sit idle while the other still held several compiles
-/// (measured: 52 compiles on 2 cores took ~5 % longer than `xargs -P2` with the same commands). Taking the biggest
-/// sources first (longest-processing-time order) also keeps a long compile from being the last one started.
+/// Runs jobs on a fixed number of threads, handing out one job at a time, largest first, as make -j hands out one
+/// target at a time. Parallel.For hands out growing chunks of indices, so near the end one core could sit idle while
+/// the other still held several compiles; taking the biggest sources first (longest-processing-time order) keeps a
+/// long compile from being the last one started. (Measured from a plain .NET program: the same 52 compiles took as
+/// long as `xargs -P2`; the difference from Parallel.For was within this machine's noise.)
 /// </summary>
 public static class JobQueue
 {

@@ -34,8 +34,8 @@ public static class ProcessRunner
             return new ProcessResult(-1, "", $"cannot start '{fileName}': {e.Message}");
         }
         // Both pipes drained at once (a child blocked on a full pipe would never exit), stderr on a thread of its
-        // own: async pipe reads on Linux park a thread-pool thread each, and with compilers running in parallel
-        // that starved the pool and left cores idle between compiles.
+        // own rather than the thread pool: async pipe reads on Linux park a pool thread each, and the compile jobs
+        // already hold threads of their own.
         string stderr = "";
         var errorReader = new Thread(() => stderr = p.StandardError.ReadToEnd()) { IsBackground = true, Name = "retpoline stderr" };
         errorReader.Start();
