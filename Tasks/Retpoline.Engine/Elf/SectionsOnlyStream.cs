@@ -24,9 +24,13 @@ sealed class SectionsOnlyStream(byte[] data) : Stream
         if (position >= data.Length) return 0;
         int n = (int)Math.Min(buffer.Length, data.Length - position);
         data.AsSpan((int)position, n).CopyTo(buffer);
-        // Blank e_phoff (8 bytes) and e_phnum (2 bytes) wherever this read overlaps them.
-        Blank(buffer, n, PhoffAt, 8);
-        Blank(buffer, n, PhnumAt, 2);
+        // Blank e_phoff (8 bytes) and e_phnum (2 bytes) wherever this read overlaps them. ELFSharp reads a symbol
+        // table field by field, six reads a symbol: only reads inside the ELF header can overlap.
+        if (position < PhnumAt + 2)
+        {
+            Blank(buffer, n, PhoffAt, 8);
+            Blank(buffer, n, PhnumAt, 2);
+        }
         position += n;
         return n;
     }
