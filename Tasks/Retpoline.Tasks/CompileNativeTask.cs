@@ -35,6 +35,9 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
     /// <summary>`FROM=TO;…` for -ffile-prefix-map.</summary>
     public string PathMaps { get; set; } = "";
     public int MaxParallelism { get; set; }
+    /// <summary>DetectToolchainTask's version lines for CC and CXX.</summary>
+    public string CcIdentity { get; set; } = "";
+    public string CxxIdentity { get; set; } = "";
 
     [Output] public ITaskItem[] Objects { get; set; } = [];
     [Output] public int Compiled { get; set; }
@@ -55,8 +58,8 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
             PathMaps = PathMaps.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(m => m.Split('=', 2)).Where(p => p.Length == 2 && p[0].Length > 0)
                 .Select(p => (p[0], p[1])).ToList(),
         };
-        var cc = new CompilerInfo(CC, family, new Version(0, 0), "x86_64", true, ReturnThunk, CsPrefix, HardenSls);
-        var cxx = cc with { Path = CXX.Length > 0 ? CXX : CC };
+        var cc = new CompilerInfo(CC, family, new Version(0, 0), "x86_64", true, ReturnThunk, CsPrefix, HardenSls) { VersionLine = CcIdentity };
+        var cxx = cc with { Path = CXX.Length > 0 ? CXX : CC, VersionLine = CxxIdentity.Length > 0 ? CxxIdentity : CcIdentity };
 
         List<CompileStep> steps;
         try

@@ -24,6 +24,9 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
     [Output] public string CcPath { get; set; } = "";
     [Output] public string CxxPath { get; set; } = "";
     [Output] public bool SupportsCsPrefix { get; set; }
+    /// <summary>The compilers' `-v` version lines: recorded beside each object, so an in-place upgrade recompiles.</summary>
+    [Output] public string CcIdentity { get; set; } = "";
+    [Output] public string CxxIdentity { get; set; } = "";
 
     public override bool Execute()
     {
@@ -48,6 +51,8 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
             CcPath = cc.Path;
             CxxPath = cxx?.Path ?? CXX;
             SupportsCsPrefix = cc.SupportsCsPrefix && (cxx?.SupportsCsPrefix ?? true);
+            CcIdentity = cc.VersionLine;
+            CxxIdentity = cxx?.VersionLine ?? "";
             Log.LogMessage(MessageImportance.Normal, "Retpoline: C compiler {0} ({1} {2}, {3})", cc.Path, cc.Family, cc.Version, cc.Target);
             return true;
         }

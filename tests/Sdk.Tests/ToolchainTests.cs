@@ -90,6 +90,25 @@ public sealed class ToolchainTests
     }
 
     [Fact]
+    public void An_object_is_recompiled_when_the_compiler_build_changes_even_with_the_same_command()
+    {
+        // `apt-get upgrade` replaces gcc at the same path: the flags are the same, the code it generates may not be.
+        string dir = Directory.CreateTempSubdirectory("retpoline-identity-").FullName;
+        File.WriteAllText(Path.Combine(dir, "a.c"), "int a(int (*f)(void)) { return f(); }\n");
+        var gcc = CompilerProbe.Probe("gcc", Path.Combine(dir, "probe"));
+        var step = NativeCompiler.Plan(gcc, null, new NativeSettings(), "a.c", dir, Path.Combine(dir, "obj"));
+        Assert.False(NativeCompiler.IsUpToDate(step, dir));
+        Assert.True(NativeCompiler.Run(step, gcc.Family, dir).Succeeded);
+        Assert.True(NativeCompiler.IsUpToDate(step, dir));
+        Assert.Equal($"{step.CommandLine}\n# {gcc.VersionLine}", File.ReadAllText(step.CommandFile));
+
+        var upgraded = gcc with { VersionLine = gcc.VersionLine + "+upgraded" };
+        var same = NativeCompiler.Plan(upgraded, null, new NativeSettings(), "a.c", dir, Path.Combine(dir, "obj"));
+        Assert.Equal(step.CommandLine, same.CommandLine);
+        Assert.False(NativeCompiler.IsUpToDate(same, dir));
+    }
+
+    [Fact]
     public void Probing_gcc_and_clang_finds_family_version_target_and_flags()
     {
         string scratch = Directory.CreateTempSubdirectory("retpoline-probe-").FullName;
@@ -105,6 +124,10 @@ public sealed class ToolchainTests
             Assert.True(clang.SupportsRetpoline);
             Assert.False(clang.SupportsReturnThunk); // Clang >= 15
         }
+        // The -v line names the build ("gcc version 12.2.0 (Debian 12.2.0-14+deb12u1)"), and survives the cache.
+        Assert.StartsWith($"gcc version {gcc.Version.ToString(3)}", gcc.VersionLine);
+        Assert.Equal(gcc, CompilerInfo.Deserialize(gcc.Serialize()));
+        Assert.Null(CompilerInfo.Deserialize(string.Join('|', gcc.Serialize().Split('|')[..8]))); // an older cache: probe again
         var missing = Assert.Throws<ToolchainException>(() => CompilerProbe.Probe("no-such-cc", scratch));
         Assert.Equal(ToolchainCodes.CompilerNotFound, missing.Code);
     }

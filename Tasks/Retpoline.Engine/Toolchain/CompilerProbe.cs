@@ -44,7 +44,17 @@ public static partial class CompilerProbe
         return new CompilerInfo(compiler, family, v, target, retpoline,
             retpoline && Accepts([.. basic, "-mfunction-return=thunk-extern"]),
             retpoline && Accepts([.. basic, "-mindirect-branch-cs-prefix"]),
-            Accepts("-mharden-sls=all"));
+            Accepts("-mharden-sls=all"))
+        { VersionLine = VersionLineOf(verbose) };
+    }
+
+    /// <summary>The "gcc version …" / "clang version …" line of `-v`; '|' is the cache's separator, so never in it.</summary>
+    static string VersionLineOf(string verbose)
+    {
+        foreach (var line in verbose.Split('\n'))
+            if (line.Contains("gcc version ", StringComparison.Ordinal) || line.Contains("clang version ", StringComparison.Ordinal))
+                return line.Trim().Replace('|', '/');
+        return "";
     }
 
     static Version? ParseVersion(string s)

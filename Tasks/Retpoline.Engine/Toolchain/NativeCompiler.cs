@@ -1,9 +1,22 @@
 namespace Retpoline.Toolchain;
 
 /// <summary>One translation unit: where it comes from, where its object goes, and the exact command.</summary>
-public sealed record CompileStep(string Source, string Object, string DepFile, string CommandFile, string Compiler, IReadOnlyList<string> Arguments)
+/// <param name="Toolchain">Which compiler build runs the command (<see cref="CompilerInfo.VersionLine"/>s).</param>
+public sealed record CompileStep(string Source, string Object, string DepFile, string CommandFile, string Compiler, IReadOnlyList<string> Arguments, string Toolchain = "")
 {
     public string CommandLine => ProcessRunner.Display(Compiler, Arguments);
+
+    /// <summary>What the `.cmd` file beside the object holds: the command, and which compiler build ran it.</summary>
+    public string Record => CommandRecord.Of(CommandLine, Toolchain);
+}
+
+/// <summary>
+/// The text an up-to-date check compares: the command line, then the toolchain it ran with, so that upgrading the
+/// compiler in place (same path, same flags: `apt-get upgrade`) rebuilds what it compiled, as a changed flag does.
+/// </summary>
+public static class CommandRecord
+{
+    public static string Of(string commandLine, string toolchain) => toolchain.Length == 0 ? commandLine : $"{commandLine}\n# {toolchain}";
 }
 
 public sealed record CompileOutcome(CompileStep Step, bool Ran, bool Succeeded, IReadOnlyList<CompilerDiagnostic> Diagnostics, string RawOutput);
@@ -28,7 +41,7 @@ public static class NativeCompiler
         string obj = Path.Combine(intermediateDirectory, rel + ".o");
         string dep = obj[..^2] + ".d";
         var args = FlagSet.Compile(compiler, s, language, full, obj, dep);
-        return new CompileStep(full, obj, dep, obj[..^2] + ".cmd", compiler.Path, args);
+        return new CompileStep(full, obj, dep, obj[..^2] + ".cmd", compiler.Path, args, compiler.VersionLine);
     }
 
     static string ShortHash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..12].ToLowerInvariant();
@@ -39,7 +52,7 @@ public static class NativeCompiler
     {
         var obj = new FileInfo(step.Object);
         if (!obj.Exists) return false;
-        try { if (File.ReadAllText(step.CommandFile) != step.CommandLine) return false; }
+        try { if (File.ReadAllText(step.CommandFile) != step.Record) return false; }
         catch (IOException) { return false; }
         var deps = DepFile.Read(step.DepFile);
         if (deps is null || deps.Count == 0) return false;
@@ -59,7 +72,7 @@ public static class NativeCompiler
         string output = (r.StandardError + r.StandardOutput).Trim();
         var diagnostics = CompilerDiagnostics.Parse(output, family);
         bool ok = r.ExitCode == 0;
-        if (ok) File.WriteAllText(step.CommandFile, step.CommandLine);
+        if (ok) File.WriteAllText(step.CommandFile, step.Record);
         else if (!diagnostics.Any(d => d.Severity == Severity.Error))
             diagnostics.Add(new CompilerDiagnostic(Severity.Error, step.Source, 0, 0, ToolchainCodes.CompileFailed,
                 $"{Path.GetFileName(step.Compiler)} exited with code {r.ExitCode}: {(output.Length > 0 ? output : "no output")}"));
