@@ -50,6 +50,19 @@ public sealed class SolutionTests(ITestOutputHelper log)
         .Write("app/app.csproj", ConsoleProject("<ProjectReference Include=\"../native/mathx.nativeproj\" />" + extraItems))
         .Write("app/Program.cs", ProgramCs);
 
+    [Fact]
+    public void A_referenced_native_executable_is_copied_next_to_the_CSharp_program_and_published()
+    {
+        var p = PInvokeSolution("native-exe", "<ProjectReference Include=\"../helper/helper.nativeproj\" />")
+            .Write("helper/helper.nativeproj", Sources.Project("Exe"))
+            .Write("helper/main.c", "#include <stdio.h>\nstatic int twice(int x) { return 2 * x; }\nint (*volatile op)(int) = twice;\nint main(void) { printf(\"helper=%d\\n\", op(21)); return 0; }\n");
+        Must(p.Build("app/app.csproj"), "dotnet build");
+        Assert.Equal("helper=42", p.RunProgram("app/bin/Debug/net10.0/helper").Output.Trim());
+        Assert.Equal("mathx=42", p.RunProgram("app/bin/Debug/net10.0/app").Output.Trim());
+        Must(p.Dotnet("publish", "app/app.csproj", "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-nologo"), "dotnet publish");
+        Assert.Equal("helper=42", p.RunProgram("app/bin/Release/net10.0/linux-x64/publish/helper").Output.Trim());
+    }
+
     [Theory]
     [InlineData("Debug")]
     [InlineData("Release")]
