@@ -114,11 +114,14 @@ cat > "$P/NuGet.config" <<EOF
 </configuration>
 EOF
 
-# make: the same compiler, the same flags as the SDK's Release build, the package's thunks linked in.
+# make: the same compiler, the same flags as the SDK's Release build, the package's thunks linked in. The mitigation
+# flag is the compiler family's own, as the SDK picks it (GCC: thunk-extern + register; Clang: external thunk).
+if "$CC" -v 2>&1 | grep -q 'clang version'; then MITIGATION="-mretpoline-external-thunk"
+else MITIGATION="-mindirect-branch=thunk-extern -mindirect-branch-register"; fi
 THUNKS="$WORK/packages/retpoline.sdk/1.0.0/native/retpoline_thunks.S"
 cat > "$P/Makefile" <<EOF
 CC := $CC
-CFLAGS := -mindirect-branch=thunk-extern -mindirect-branch-register -fno-plt -O2 -g -ffile-prefix-map=$P=. -I$(dirname "$THUNKS")
+CFLAGS := $MITIGATION -fno-plt -O2 -g -ffile-prefix-map=$P=. -I$(dirname "$THUNKS")
 LDFLAGS := -fno-plt -Wl,-z,now -Wl,-z,relro
 SRCS := \$(wildcard src/*.c)
 OBJS := \$(SRCS:src/%.c=mk/obj/%.o) mk/obj/retpoline_thunks.o
