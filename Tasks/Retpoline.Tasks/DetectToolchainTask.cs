@@ -65,17 +65,18 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
 
     CompilerInfo ProbeCached(string compiler, bool cxx)
     {
-        string resolved = Resolve(compiler);
-        string stamp = File.Exists(resolved) ? File.GetLastWriteTimeUtc(resolved).Ticks.ToString() : "missing";
+        // Every program the command names (`ccache gcc`: both), so replacing either one probes again.
+        string stamp = string.Join(' ', CompilerCommand.Parse(compiler).Programs.Select(Resolve)
+            .Select(p => $"{p} {(File.Exists(p) ? File.GetLastWriteTimeUtc(p).Ticks.ToString() : "missing")}"));
         string cache = Path.Combine(CacheDirectory.Length > 0 ? CacheDirectory : Path.Combine(IntermediateDirectory, "retpoline"), "toolchain-" + Sanitize(compiler) + ".cache");
         if (File.Exists(cache))
         {
             var lines = File.ReadAllLines(cache);
-            if (lines.Length == 2 && lines[0] == $"{resolved} {stamp}" && CompilerInfo.Deserialize(lines[1]) is { } cached) return cached;
+            if (lines.Length == 2 && lines[0] == stamp && CompilerInfo.Deserialize(lines[1]) is { } cached) return cached;
         }
         var info = CompilerProbe.Probe(compiler, Path.Combine(IntermediateDirectory, "retpoline", "probe"), cxx);
         Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
-        File.WriteAllLines(cache, [$"{resolved} {stamp}", info.Serialize()]);
+        File.WriteAllLines(cache, [stamp, info.Serialize()]);
         return info;
     }
 

@@ -90,6 +90,24 @@ public sealed class ToolchainTests
     }
 
     [Fact]
+    public void CC_is_read_as_make_reads_it_a_command_prefix_split_without_a_shell()
+    {
+        // Program, then the words that go before our arguments.
+        Assert.Equal("gcc |", Split("gcc"));
+        Assert.Equal("/usr/bin/gcc-12 |", Split("/usr/bin/gcc-12"));
+        Assert.Equal("ccache | gcc", Split("ccache gcc"));
+        Assert.Equal("distcc | gcc -m64", Split("  distcc gcc -m64 "));
+        Assert.Equal("/opt/my tools/cc | -x", Split("'/opt/my tools/cc' -x"));
+        Assert.Equal(["ccache", "gcc"], CompilerCommand.Parse("ccache gcc -m64").Programs);
+        // A file that exists as named is one program, space or not (make would need it quoted; we do not).
+        string spaced = Path.Combine(Directory.CreateTempSubdirectory("retpoline cc ").FullName, "my gcc");
+        File.WriteAllText(spaced, "");
+        Assert.Equal($"{spaced} |", Split(spaced));
+
+        static string Split(string cc) { var c = CompilerCommand.Parse(cc); return $"{c.Program} |{string.Concat(c.Prefix.Select(w => " " + w))}"; }
+    }
+
+    [Fact]
     public void An_object_is_recompiled_when_the_compiler_build_changes_even_with_the_same_command()
     {
         // `apt-get upgrade` replaces gcc at the same path: the flags are the same, the code it generates may not be.

@@ -12,21 +12,22 @@ public static partial class CompilerProbe
     /// <param name="cxx">Probe as a C++ compiler: clang++ warns about a .c input, which -Werror turns into a failure.</param>
     public static CompilerInfo Probe(string compiler, string scratchDirectory, bool cxx = false)
     {
-        var version = ProcessRunner.Run(compiler, ["--version"]);
+        var command = CompilerCommand.Parse(compiler);
+        var version = command.Run(["--version"]);
         if (version.ExitCode != 0)
             throw new ToolchainException(ToolchainCodes.CompilerNotFound,
                 $"cannot run the C compiler '{compiler}' ({FirstLine(version.StandardError)}); install gcc (apt-get install gcc g++) or clang, or set CC/CXX");
         string text = version.StandardOutput;
         // `-v` names the compiler unambiguously ("gcc version 12.2.0", "clang version 14.0.6"); --version text alone
         // does not (coreutils' `true --version` also credits the Free Software Foundation).
-        string verbose = ProcessRunner.Run(compiler, ["-v"]).StandardError;
+        string verbose = command.Run(["-v"]).StandardError;
         var family = verbose.Contains("clang version", StringComparison.Ordinal) ? CompilerFamily.Clang
             : verbose.Contains("gcc version", StringComparison.Ordinal) ? CompilerFamily.Gcc
             : throw new ToolchainException(ToolchainCodes.CompilerUnsupported, $"'{compiler}' is neither GCC nor Clang ({FirstLine(text)}); retpolines need one of them (set CC/CXX to gcc/g++ or clang/clang++)");
 
-        var dumped = ProcessRunner.Run(compiler, [family == CompilerFamily.Gcc ? "-dumpfullversion" : "-dumpversion"]).StandardOutput.Trim();
+        var dumped = command.Run([family == CompilerFamily.Gcc ? "-dumpfullversion" : "-dumpversion"]).StandardOutput.Trim();
         var v = ParseVersion(family == CompilerFamily.Clang ? ClangVersion().Match(text).Groups[1].Value : dumped) ?? ParseVersion(dumped) ?? new Version(0, 0);
-        string target = ProcessRunner.Run(compiler, ["-dumpmachine"]).StandardOutput.Trim();
+        string target = command.Run(["-dumpmachine"]).StandardOutput.Trim();
 
         Directory.CreateDirectory(scratchDirectory);
         string source = Path.Combine(scratchDirectory, cxx ? "retpoline_probe.cpp" : "retpoline_probe.c");
@@ -34,7 +35,7 @@ public static partial class CompilerProbe
         bool Accepts(params string[] flags)
         {
             string obj = Path.Combine(scratchDirectory, cxx ? "retpoline_probe_cxx.o" : "retpoline_probe.o");
-            var r = ProcessRunner.Run(compiler, [.. flags, "-Werror", "-c", source, "-o", obj]);
+            var r = command.Run([.. flags, "-Werror", "-c", source, "-o", obj]);
             return r.ExitCode == 0;
         }
         string[] basic = family == CompilerFamily.Gcc

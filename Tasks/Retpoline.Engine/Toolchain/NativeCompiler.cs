@@ -41,7 +41,8 @@ public static class NativeCompiler
         string obj = Path.Combine(intermediateDirectory, rel + ".o");
         string dep = obj[..^2] + ".d";
         var args = FlagSet.Compile(compiler, s, language, full, obj, dep);
-        return new CompileStep(full, obj, dep, obj[..^2] + ".cmd", compiler.Path, args, compiler.VersionLine);
+        var command = CompilerCommand.Parse(compiler.Path); // `ccache gcc`: ccache runs, gcc and the flags are its arguments
+        return new CompileStep(full, obj, dep, obj[..^2] + ".cmd", command.Program, [.. command.Prefix, .. args], compiler.VersionLine);
     }
 
     static string ShortHash(string s) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..12].ToLowerInvariant();

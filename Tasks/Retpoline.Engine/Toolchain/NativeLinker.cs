@@ -14,7 +14,8 @@ public static class NativeLinker
         if (s.OutputType == "StaticLibrary")
             // D: deterministic (zero timestamps, uids, modes), so the same objects give the same bytes.
             return new LinkStep(ar, ["rcsD", output, .. objects], output, cmd, objects);
-        return new LinkStep(driver, FlagSet.Link(s, objects, output), output, cmd, objects);
+        var command = CompilerCommand.Parse(driver);
+        return new LinkStep(command.Program, [.. command.Prefix, .. FlagSet.Link(s, objects, output)], output, cmd, objects);
     }
 
     public static bool IsUpToDate(LinkStep step, IEnumerable<string> extraInputs)
