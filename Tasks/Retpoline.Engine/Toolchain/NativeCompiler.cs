@@ -6,17 +6,12 @@ public sealed record CompileStep(string Source, string Object, string DepFile, s
 {
     public string CommandLine => ProcessRunner.Display(Compiler, Arguments);
 
-    /// <summary>What the `.cmd` file beside the object holds: the command, and which compiler build ran it.</summary>
-    public string Record => CommandRecord.Of(CommandLine, Toolchain);
-}
-
-/// <summary>
-/// The text an up-to-date check compares: the command line, then the toolchain it ran with, so that upgrading the
-/// compiler in place (same path, same flags: `apt-get upgrade`) rebuilds what it compiled, as a changed flag does.
-/// </summary>
-public static class CommandRecord
-{
-    public static string Of(string commandLine, string toolchain) => toolchain.Length == 0 ? commandLine : $"{commandLine}\n# {toolchain}";
+    /// <summary>
+    /// What the `.cmd` file beside the object holds and the up-to-date check compares: the command line, then the
+    /// compiler build that ran it, so upgrading the compiler in place (same path, same flags: `apt-get upgrade`)
+    /// rebuilds what it compiled, as a changed flag does.
+    /// </summary>
+    public string Record => Toolchain.Length == 0 ? CommandLine : $"{CommandLine}\n# {Toolchain}";
 }
 
 public sealed record CompileOutcome(CompileStep Step, bool Ran, bool Succeeded, IReadOnlyList<CompilerDiagnostic> Diagnostics, string RawOutput);
