@@ -76,7 +76,8 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
             foreach (var d in report.Diagnostics) Warned |= DiagnosticLogging.Log(Log, d, Shown, Policy);
             foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
                 Log.LogMessage(MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, f.Function, f.AllowedBy);
-            Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
+            string summary = TextReport.Summary(report);
+            Log.LogMessage(MessageImportance.Normal, "{0}", summary);
             if (ReportFile.Length > 0)
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ReportFile))!);
@@ -84,7 +85,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                 SarifWriter.Write(f, [report]);
             }
             if (Log.HasLoggedErrors) return false;
-            if (StampFile.Length > 0 && !Warned) { Directory.CreateDirectory(Path.GetDirectoryName(StampFile)!); File.WriteAllText(StampFile, TextReport.Summary(report) + "\n"); }
+            if (StampFile.Length > 0 && !Warned) { Directory.CreateDirectory(Path.GetDirectoryName(StampFile)!); File.WriteAllText(StampFile, summary + "\n"); }
             return true;
         }
         catch (RetpolineException e)

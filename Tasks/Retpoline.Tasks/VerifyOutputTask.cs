@@ -163,8 +163,7 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
                 DiagnosticLogging.Log(Log, d, shown, Policy);
                 reported.Add(new CachedDiagnostic(d.Code, d.Severity, d.Message, d.SourceFile, d.Line));
             }
-            if (hidden > 0)
-                Log.LogMessage(MessageImportance.High, "Retpoline: {0}: {1} more finding(s) not shown; `retpoline verify {0}` lists them all", shown, hidden);
+            LogHidden(shown, hidden);
             Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
             bool failed = report.HasErrors && Policy == "Error";
             return failed ? null : new CacheEntry("", 0, 0, reported, hidden);
@@ -176,6 +175,13 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         }
     }
 
+    /// <summary>Errors past MaxFindingsPerFile: counted, not listed, and where to see them all.</summary>
+    void LogHidden(string shown, int hidden)
+    {
+        if (hidden > 0)
+            Log.LogMessage(MessageImportance.High, "Retpoline: {0}: {1} more finding(s) not shown; `retpoline verify {0}` lists them all", shown, hidden);
+    }
+
     /// <summary>A remembered file's diagnostics, reported again exactly as when it was verified (same policy: the
     /// policy is part of the cache key).</summary>
     void Replay(CacheEntry entry, string shown)
@@ -183,8 +189,7 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         if (entry.Diagnostics is not { Count: > 0 } diagnostics) return;
         foreach (var d in diagnostics)
             DiagnosticLogging.Log(Log, new Diagnostic(d.Code, d.Severity, d.Message, SourceFile: d.SourceFile, Line: d.Line), shown, Policy);
-        if (entry.Hidden > 0)
-            Log.LogMessage(MessageImportance.High, "Retpoline: {0}: {1} more finding(s) not shown; `retpoline verify {0}` lists them all", shown, entry.Hidden);
+        LogHidden(shown, entry.Hidden);
         Log.LogMessage(MessageImportance.Normal, "Retpoline: {0}: unchanged since verified; its {1} diagnostic(s) reported again", shown, diagnostics.Count + entry.Hidden);
     }
 

@@ -17,6 +17,14 @@ public abstract class SdkTest(ITestOutputHelper log)
         return r;
     }
 
+    /// <summary>Any dotnet (or other) command that must succeed: `what` names it in the failure.</summary>
+    protected ProcessOutcome Must(ProcessOutcome r, string what)
+    {
+        Log.WriteLine(r.Output);
+        Assert.True(r.ExitCode == 0, $"{what} failed ({r.ExitCode}):\n{r.Output}");
+        return r;
+    }
+
     protected ProcessOutcome MustFail(TestProject p, string project, params string[] args)
     {
         var r = p.Build(project, args);
@@ -122,14 +130,8 @@ public sealed class ExecutableTests(ITestOutputHelper log) : SdkTest(log)
         Assert.True(Retpoline.Tests.NativeToolchain.Which("ccache") is not null, "ccache is not installed (apt-get install ccache; .ci/run installs it)");
         var env = new Dictionary<string, string?> { ["CC"] = "ccache gcc", ["CCACHE_DIR"] = Directory.CreateTempSubdirectory("retpoline-ccache-").FullName };
         var p = Sdk.NewProject("ccache").Write("app.nativeproj", Sources.Project("Exe")).Write("dispatch.c", Sources.DispatchC);
-        ProcessOutcome Must(params string[] args)
-        {
-            var r = Dotnet.Run(p.Directory, args, Sdk.Packages, env);
-            Log.WriteLine(r.Output);
-            Assert.True(r.ExitCode == 0, $"dotnet {string.Join(' ', args)} failed:\n{r.Output}");
-            return r;
-        }
-        var first = Must("build", "app.nativeproj", "-v:n", "-nologo");
+        ProcessOutcome Run(params string[] args) => Must(Dotnet.Run(p.Directory, args, Sdk.Packages, env), "dotnet " + string.Join(' ', args));
+        var first = Run("build", "app.nativeproj", "-v:n", "-nologo");
         Assert.Contains("Retpoline: C compiler ccache gcc (Gcc ", first.Output);
         Assert.Matches(@"(?m)^\s*ccache gcc -mindirect-branch=thunk-extern -mindirect-branch-register .* -c \S*dispatch\.c ", first.Output);
         Assert.Contains("PASS", first.Output);
@@ -138,8 +140,8 @@ public sealed class ExecutableTests(ITestOutputHelper log) : SdkTest(log)
         int Hits() => Dotnet.Exec("ccache", p.Directory, ["--print-stats"], env: env).Output.Split('\n')
             .Select(l => l.Split('\t')).Where(f => f.Length == 2 && f[0] is "direct_cache_hit" or "preprocessed_cache_hit").Sum(f => int.Parse(f[1]));
         Assert.Equal(0, Hits());
-        Must("clean", "app.nativeproj", "-nologo");
-        var second = Must("build", "app.nativeproj", "-v:n", "-nologo");
+        Run("clean", "app.nativeproj", "-nologo");
+        var second = Run("build", "app.nativeproj", "-v:n", "-nologo");
         Assert.Contains("2 of 2 source(s) to compile", second.Output); // dispatch.c and the package's thunks
         Assert.True(Hits() >= 1, "the rebuild after clean was not served from ccache");
         Assert.Equal(Sources.DispatchExpected, p.RunProgram("bin/Debug/app").Output.Trim());

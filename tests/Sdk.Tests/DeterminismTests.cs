@@ -10,26 +10,8 @@ namespace Retpoline.Sdk.Tests;
 /// in C, C++ and assembly, executables; three C# projects that reference them, held to the policy by
 /// Directory.Build.props) is correct, and deterministic: built again from scratch, every output file is the same bytes.
 /// </summary>
-public sealed class DeterminismTests(ITestOutputHelper log)
+public sealed class DeterminismTests(ITestOutputHelper log) : SdkTest(log)
 {
-    static SdkPackage Sdk => SdkPackage.Instance;
-
-    ProcessOutcome Must(ProcessOutcome r, string what)
-    {
-        log.WriteLine(r.Output);
-        Assert.True(r.ExitCode == 0, $"{what} failed ({r.ExitCode}):\n{r.Output}");
-        return r;
-    }
-
-    static string CSharp(string outputType, string items, string extra = "") => $"""
-        <Project Sdk="Microsoft.NET.Sdk">
-          <PropertyGroup><OutputType>{outputType}</OutputType><TargetFramework>net10.0</TargetFramework>{extra}</PropertyGroup>
-          <ItemGroup>
-            {items}
-          </ItemGroup>
-        </Project>
-        """;
-
     static string Ref(params string[] projects) => string.Concat(projects.Select(p => $"<ProjectReference Include=\"{p}\" />"));
 
     static readonly string[] Projects =
@@ -98,7 +80,7 @@ public sealed class DeterminismTests(ITestOutputHelper log)
             .Write("native/tally/main.c", "#include <stdio.h>\n#include \"core.h\"\nint main(void) { long x = 1; for (int i = 0; i < 8; i++) x = core_step(i, x); printf(\"tally=%ld\\n\", x); return 0; }\n")
             .Write("native/area/area.nativeproj", Sources.Project("Exe", $"<ItemGroup>{Ref("../shapes/shapes.nativeproj")}</ItemGroup>"))
             .Write("native/area/main.c", "#include <stdio.h>\nlong shapes_area(long n);\nint main(void) { printf(\"area=%ld\\n\", shapes_area(4)); return 0; }\n")
-            .Write("managed/app/app.csproj", CSharp("Exe", Ref("../../native/mathx/mathx.nativeproj", "../../native/shapes/shapes.nativeproj", "../lib2/lib2.csproj")))
+            .Write("managed/app/app.csproj", Sources.CSharpProject(Ref("../../native/mathx/mathx.nativeproj", "../../native/shapes/shapes.nativeproj", "../lib2/lib2.csproj"), "Exe"))
             .Write("managed/app/Program.cs", """
                 using System.Runtime.InteropServices;
                 static class Program
@@ -108,13 +90,13 @@ public sealed class DeterminismTests(ITestOutputHelper log)
                     static void Main() => System.Console.WriteLine($"mathx={mathx_apply(0, 40, 2)} shapes={shapes_area(3)} util={Lib2.Twice.Neg(21)}");
                 }
                 """)
-            .Write("managed/lib1/lib1.csproj", CSharp("Library", Ref("../../native/util/util.nativeproj")))
+            .Write("managed/lib1/lib1.csproj", Sources.CSharpProject(Ref("../../native/util/util.nativeproj"), "Library"))
             .Write("managed/lib1/Util.cs", """
                 using System.Runtime.InteropServices;
                 namespace Lib1;
                 public static class Util { [DllImport("util")] public static extern long util_neg(long x); }
                 """)
-            .Write("managed/lib2/lib2.csproj", CSharp("Library", Ref("../lib1/lib1.csproj")))
+            .Write("managed/lib2/lib2.csproj", Sources.CSharpProject(Ref("../lib1/lib1.csproj"), "Library"))
             .Write("managed/lib2/Twice.cs", "namespace Lib2;\npublic static class Twice { public static long Neg(long x) => 2 * Lib1.Util.util_neg(x); }\n");
         p.Write("all.slnx", "<Solution>\n" + string.Concat(Projects.Select(x => x.EndsWith(".nativeproj", StringComparison.Ordinal)
             ? $"  <Project Path=\"{x}\" Type=\"13b669be-bb05-4ddf-9536-439f39a36129\" />\n" : $"  <Project Path=\"{x}\" />\n")) + "</Solution>\n");

@@ -8,26 +8,9 @@ namespace Retpoline.Sdk.Tests;
 /// The output policy of a project that references the package (VerifyOutputTask): what its content-hash cache
 /// remembers, and what it says about files named explicitly as RetpolineBinary items.
 /// </summary>
-public sealed class OutputPolicyTests(ITestOutputHelper log)
+public sealed class OutputPolicyTests(ITestOutputHelper log) : SdkTest(log)
 {
-    static SdkPackage Sdk => SdkPackage.Instance;
-
-    ProcessOutcome Must(ProcessOutcome r, string what)
-    {
-        log.WriteLine(r.Output);
-        Assert.True(r.ExitCode == 0, $"{what} failed ({r.ExitCode}):\n{r.Output}");
-        return r;
-    }
-
-    static string LibraryProject(string items) => $"""
-        <Project Sdk="Microsoft.NET.Sdk">
-          <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
-          <ItemGroup>
-            <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
-            {items}
-          </ItemGroup>
-        </Project>
-        """;
+    static string LibraryProject(string items) => Sources.CSharpProject("""<PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />""" + items);
 
     static string Finding(string severity, string file) =>
         $@"(?m)^\s*(?:\d+>)?{Regex.Escape(file)} ?: {severity} RPL0001: indirect jump 'jmp qword ptr \[rdx\+rax\*8\]' at 0x[0-9a-f]+ in function 'vendor_apply\+0x[0-9a-f]+' is not routed through a retpoline thunk";
@@ -58,7 +41,7 @@ public sealed class OutputPolicyTests(ITestOutputHelper log)
 
         // What was remembered under Warning must not pass under Error.
         var error = p.Build("lib.csproj", "-p:RetpolinePolicy=Error");
-        log.WriteLine(error.Output);
+        Log.WriteLine(error.Output);
         Assert.NotEqual(0, error.ExitCode);
         Assert.Matches(Finding("error", lib), error.Output);
         Assert.Matches(Finding("error", copy), error.Output);

@@ -10,26 +10,8 @@ namespace Retpoline.Sdk.Tests;
 /// references it itself. Each C# project ships a native library a different way: a None item, a Content item, and a
 /// ProjectReference to a native project built without retpolines.
 /// </summary>
-public sealed class SolutionPolicyTests(ITestOutputHelper log)
+public sealed class SolutionPolicyTests(ITestOutputHelper log) : SdkTest(log)
 {
-    static SdkPackage Sdk => SdkPackage.Instance;
-
-    ProcessOutcome Must(ProcessOutcome r, string what)
-    {
-        log.WriteLine(r.Output);
-        Assert.True(r.ExitCode == 0, $"{what} failed ({r.ExitCode}):\n{r.Output}");
-        return r;
-    }
-
-    static string CSharpLibrary(string items) => $"""
-        <Project Sdk="Microsoft.NET.Sdk">
-          <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
-          <ItemGroup>
-            {items}
-          </ItemGroup>
-        </Project>
-        """;
-
     static string NativeLibrary(bool retpolines) => Sources.Project("Library", $"<PropertyGroup><RetpolineEnabled>{(retpolines ? "true" : "false")}</RetpolineEnabled></PropertyGroup>");
 
     /// <summary>Three C# projects and a native one; the prebuilt libraries come from plain gcc (or, mitigated, with
@@ -37,9 +19,9 @@ public sealed class SolutionPolicyTests(ITestOutputHelper log)
     TestProject Solution(string name, bool mitigated, TestProject? existing = null)
     {
         var p = existing ?? Sdk.NewProject(name)
-            .Write("alpha/alpha.csproj", CSharpLibrary("""<None Include="../prebuilt/libalpha.so" CopyToOutputDirectory="PreserveNewest" Link="libalpha.so" />"""))
-            .Write("beta/beta.csproj", CSharpLibrary("""<Content Include="../prebuilt/libbeta.so" CopyToOutputDirectory="PreserveNewest" Link="native/libbeta.so" />"""))
-            .Write("gamma/gamma.csproj", CSharpLibrary("""<ProjectReference Include="../native/gammanative.nativeproj" />"""))
+            .Write("alpha/alpha.csproj", Sources.CSharpProject("""<None Include="../prebuilt/libalpha.so" CopyToOutputDirectory="PreserveNewest" Link="libalpha.so" />"""))
+            .Write("beta/beta.csproj", Sources.CSharpProject("""<Content Include="../prebuilt/libbeta.so" CopyToOutputDirectory="PreserveNewest" Link="native/libbeta.so" />"""))
+            .Write("gamma/gamma.csproj", Sources.CSharpProject("""<ProjectReference Include="../native/gammanative.nativeproj" />"""))
             .Write("native/gamma.c", Prebuilt.DispatchC("gamma_apply"))
             .Write("all.slnx", """
                 <Solution>
@@ -62,7 +44,7 @@ public sealed class SolutionPolicyTests(ITestOutputHelper log)
     void AssertEveryProjectIsHeldToThePolicy(TestProject p)
     {
         var bad = p.Build("all.slnx");
-        log.WriteLine(bad.Output);
+        Log.WriteLine(bad.Output);
         Assert.NotEqual(0, bad.ExitCode);
         AssertFinding(bad.Output, "bin/Debug/net10.0/libalpha.so", "alpha_apply", "alpha/alpha.csproj");
         AssertFinding(bad.Output, "bin/Debug/net10.0/native/libbeta.so", "beta_apply", "beta/beta.csproj");

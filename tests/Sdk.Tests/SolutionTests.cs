@@ -7,17 +7,8 @@ namespace Retpoline.Sdk.Tests;
 /// Solutions that mix our native projects with C# (issue 4): a C# project P/Invokes a native Library it references,
 /// and a project that references the package holds every native binary in its output to the policy.
 /// </summary>
-public sealed class SolutionTests(ITestOutputHelper log)
+public sealed class SolutionTests(ITestOutputHelper log) : SdkTest(log)
 {
-    static SdkPackage Sdk => SdkPackage.Instance;
-
-    ProcessOutcome Must(ProcessOutcome r, string what)
-    {
-        log.WriteLine(r.Output);
-        Assert.True(r.ExitCode == 0, $"{what} failed ({r.ExitCode}):\n{r.Output}");
-        return r;
-    }
-
     const string MathxC = """
         typedef long (*f)(long, long);
         static long add(long a, long b) { return a + b; }
@@ -35,14 +26,7 @@ public sealed class SolutionTests(ITestOutputHelper log)
         }
         """;
 
-    static string ConsoleProject(string items) => $"""
-        <Project Sdk="Microsoft.NET.Sdk">
-          <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework></PropertyGroup>
-          <ItemGroup>
-            {items}
-          </ItemGroup>
-        </Project>
-        """;
+    static string ConsoleProject(string items) => Sources.CSharpProject(items, "Exe");
 
     TestProject PInvokeSolution(string name, string extraItems = "") => Sdk.NewProject(name)
         .Write("native/mathx.nativeproj", Sources.Project("Library"))
@@ -135,7 +119,7 @@ public sealed class SolutionTests(ITestOutputHelper log)
         Prebuilt.SharedLibrary(p, "lib/libvendor.so", "vendor_apply");
 
         var bad = p.Build("app.csproj");
-        log.WriteLine(bad.Output);
+        Log.WriteLine(bad.Output);
         Assert.NotEqual(0, bad.ExitCode);
         Assert.Matches(@"bin/Debug/net10\.0/libvendor\.so ?: error RPL0001: indirect (call|jump) .* in function 'vendor_apply\+0x[0-9a-f]+'", bad.Output);
         // The .NET application host lands in the output too; it is Microsoft's, not verified.
@@ -174,7 +158,7 @@ public sealed class SolutionTests(ITestOutputHelper log)
             """)).Write("app/Program.cs", "System.Console.WriteLine(\"hi\");\n");
 
         var bad = p.Build("app/app.csproj");
-        log.WriteLine(bad.Output);
+        Log.WriteLine(bad.Output);
         Assert.NotEqual(0, bad.ExitCode);
         Assert.Matches(@"runtimes/linux-x64/native/libvendor\.so ?: error RPL0001: .*vendor_apply", bad.Output);
     }

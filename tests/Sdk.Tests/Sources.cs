@@ -47,6 +47,16 @@ public static class Sources
         int main(void) { printf("seven=%ld\n", trampoline(seven)); return 0; }
         """;
 
+    /// <summary>A C# project (net10.0) with the given items: the managed side of the solution tests.</summary>
+    public static string CSharpProject(string items, string outputType = "Library") => $"""
+        <Project Sdk="Microsoft.NET.Sdk">
+          <PropertyGroup><OutputType>{outputType}</OutputType><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+          <ItemGroup>
+            {items}
+          </ItemGroup>
+        </Project>
+        """;
+
     public static string Project(string outputType, string extra = "") => $"""
         <Project Sdk="Retpoline.Sdk/1.0.0">
           <PropertyGroup>

@@ -33,7 +33,7 @@ public static class Messages
         o.Add("' is not routed through a retpoline thunk (crt code the compiler does not rebuild; reported because RetpolineStrict is true)");
     }
 
-    /// <summary>The diagnostic code and message of a finding the policy rejects.</summary>
+    /// <summary>The diagnostic code of a finding the policy rejects (its message: <see cref="For(Finding)"/>).</summary>
     public static string CodeOf(Finding f) => f.Class switch
     {
         FindingClass.UserCode => Codes.UserCode,
