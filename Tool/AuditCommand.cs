@@ -86,7 +86,7 @@ static class AuditCommand
         if (!File.Exists(b.Path)) { b.Status = "not built"; return; }
         if (verified.TryGetValue(b.Path, out var known)) { b.Status = known.Status; b.Errors = known.Errors; b.Detail = known.Detail; return; }
         verified[b.Path] = b;
-        if (!IsX86_64Elf(b.Path)) { b.Status = "not x86-64 ELF"; return; }
+        if (!Retpoline.Elf.ElfSniff.Read(b.Path).IsX86_64Elf) { b.Status = "not x86-64 ELF"; return; }
         try
         {
             var report = Verifier.Verify(b.Path, new VerifyOptions { Strict = p.Strict });
@@ -101,15 +101,6 @@ static class AuditCommand
             b.Status = "unusable";
             b.Detail = $"{e.Code}: {e.Message}";
         }
-    }
-
-    static bool IsX86_64Elf(string path)
-    {
-        Span<byte> head = stackalloc byte[20];
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-        int n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        return n == head.Length && head[0] == 0x7F && head[1] == (byte)'E' && head[2] == (byte)'L' && head[3] == (byte)'F'
-            && head[4] == 2 && (head[18] | head[19] << 8) == 0x3E;
     }
 
     static string Rel(string root, string path) => Path.GetRelativePath(root, path);
@@ -272,7 +263,7 @@ static class AuditEvaluator
                 {
                     if (!CopyModes.Contains(item.GetMetadataValue("CopyToOutputDirectory"))) continue;
                     string file = Path.GetFullPath(Path.Combine(project.DirectoryPath, item.EvaluatedInclude));
-                    bool looksNative = File.Exists(file) ? HasElfMagic(file) : Path.GetFileName(file).Contains(".so", StringComparison.Ordinal);
+                    bool looksNative = File.Exists(file) ? Retpoline.Elf.ElfSniff.Read(file).IsElf : Path.GetFileName(file).Contains(".so", StringComparison.Ordinal);
                     if (looksNative) audit.Binaries.Add(new AuditBinary(file, item.ItemType));
                 }
                 foreach (var (file, origin) in PackageNativeAssets(project)) audit.Binaries.Add(new AuditBinary(file, origin));
@@ -284,13 +275,6 @@ static class AuditEvaluator
     }
 
     static string Or(string value, string fallback) => value.Length > 0 ? value : fallback;
-
-    static bool HasElfMagic(string path)
-    {
-        Span<byte> head = stackalloc byte[4];
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-        return f.ReadAtLeast(head, 4, throwOnEndOfStream: false) == 4 && head[0] == 0x7F && head[1] == (byte)'E' && head[2] == (byte)'L' && head[3] == (byte)'F';
-    }
 
     /// <summary>linux-x64 native assets of restored packages, from obj/project.assets.json when a restore has run.</summary>
     static IEnumerable<(string File, string Origin)> PackageNativeAssets(Project project)

@@ -53,10 +53,29 @@ public sealed record Finding(
     /// <summary>Extra context: PLT callers, the allow-list reason, the annotation, …</summary>
     string? Detail = null,
     /// <summary>Set when a RetpolineAllow rule matched: the finding stays listed but is not a diagnostic.</summary>
-    string? AllowedBy = null)
+    string? AllowedBy = null,
+    /// <summary>The link input the code came from, when the linker map or the file's own DWARF says.</summary>
+    FindingOrigin? Origin = null)
 {
     /// <summary>`file:line` when known.</summary>
     public string? Source => SourceFile is null ? null : Line is int l ? $"{SourceFile}:{l}" : SourceFile;
+}
+
+/// <summary>
+/// Where a finding's code came from: the object file the linker took it from, or the static archive and member
+/// (`liblzma.a(lzma_encoder.o)`), and the source file of its compilation unit. Any part may be unknown.
+/// </summary>
+public sealed record FindingOrigin(
+    /// <summary>The static archive's path, when the code came from an archive member.</summary>
+    string? Archive,
+    /// <summary>The object file: the archive member's name, or the path of an object given to the linker.</summary>
+    string? Object,
+    /// <summary>The compilation unit's source file (DWARF DW_AT_name, resolved against DW_AT_comp_dir).</summary>
+    string? Source)
+{
+    /// <summary>`liblzma.a(lzma_encoder.o)`, `obj/Debug/src/a.o`, or the source file when that is all that is known.</summary>
+    public override string ToString()
+        => Archive is not null ? $"{System.IO.Path.GetFileName(Archive)}({Object})" : Object ?? Source ?? "";
 }
 
 /// <summary>A defined thunk symbol and the body it was recognised as.</summary>

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Build.Framework;
+using Retpoline.Elf;
 using Retpoline.Policy;
 using Retpoline.Reporting;
 
@@ -40,8 +41,6 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     public int MaxFindingsPerFile { get; set; } = 20;
 
     [Output] public ITaskItem[] Verified { get; set; } = [];
-
-    const ushort MachineX86_64 = 0x3E;
 
     public override bool Execute()
     {
@@ -94,15 +93,15 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
                         "RetpolineBinary '{0}' was not verified: it does not exist (name a file the build produces or copies, or remove the item)", shown);
                 continue;
             }
-            var (kind, machine) = ReadElfHeader(path);
-            if (kind != ElfHeaderKind.X86_64)
+            var sniff = ElfSniff.Read(path);
+            if (!sniff.IsX86_64Elf)
             {
                 // Implicit output files (None/Content, package assets) are mostly not ELF at all: skipped silently.
                 // A file the user named is a request to verify it; not being able to is worth a coded warning.
                 if (isNamed && match.Pattern is null)
                     Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
                         "RetpolineBinary '{0}' was not verified: it is {1}, and retpolines are verified in x86-64 ELF files only (remove the item, or exempt the file: RetpolineExclude Include=\"{2}\" Reason=\"...\")",
-                        shown, Describe(kind, machine), Path.GetFileName(path));
+                        shown, sniff.Describe(), Path.GetFileName(path));
                 skipped++; continue;
             }
             if (IsDotNetAppHost(path))
@@ -199,46 +198,6 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     /// </summary>
     static bool IsDotNetAppHost(string path)
         => Path.GetExtension(path).Length == 0 && File.Exists(path + ".dll") && File.Exists(path + ".runtimeconfig.json");
-
-    enum ElfHeaderKind { NotElf, Unreadable, Truncated, Elf32, BigEndian, OtherMachine, X86_64 }
-
-    /// <summary>ELF magic, 64-bit class, little-endian, machine x86-64: the first 20 bytes, never the whole file.</summary>
-    static (ElfHeaderKind Kind, ushort Machine) ReadElfHeader(string path)
-    {
-        Span<byte> head = stackalloc byte[20];
-        try
-        {
-            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-            int n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-            if (n < 4 || head[0] != 0x7F || head[1] != (byte)'E' || head[2] != (byte)'L' || head[3] != (byte)'F') return (ElfHeaderKind.NotElf, 0);
-            if (n < head.Length) return (ElfHeaderKind.Truncated, 0);
-            if (head[5] == 2) return (ElfHeaderKind.BigEndian, (ushort)(head[18] << 8 | head[19]));
-            ushort machine = (ushort)(head[18] | head[19] << 8);
-            if (head[4] != 2) return (ElfHeaderKind.Elf32, machine);
-            return (machine == MachineX86_64 ? ElfHeaderKind.X86_64 : ElfHeaderKind.OtherMachine, machine);
-        }
-        catch (IOException) { return (ElfHeaderKind.Unreadable, 0); }
-        catch (UnauthorizedAccessException) { return (ElfHeaderKind.Unreadable, 0); }
-    }
-
-    /// <summary>What a file that is not x86-64 ELF is, in a few words: "not an ELF file", "an ELF file for AArch64 (machine 183)".</summary>
-    static string Describe(ElfHeaderKind kind, ushort machine)
-    {
-        string arch = machine switch
-        {
-            3 => "i386", 0x3E => "x86-64", 0x28 => "ARM", 0xB7 => "AArch64", 0xF3 => "RISC-V", 8 => "MIPS",
-            0x14 => "PowerPC", 0x15 => "PowerPC64", 0x16 => "s390", 0x2B => "SPARC V9", 0x102 => "LoongArch", _ => "another machine",
-        };
-        return kind switch
-        {
-            ElfHeaderKind.NotElf => "not an ELF file (no ELF magic)",
-            ElfHeaderKind.Unreadable => "unreadable",
-            ElfHeaderKind.Truncated => "a truncated ELF file (shorter than an ELF header)",
-            ElfHeaderKind.Elf32 => $"a 32-bit ELF file for {arch} (machine {machine})",
-            ElfHeaderKind.BigEndian => $"a big-endian ELF file for {arch} (machine {machine})",
-            _ => $"an ELF file for {arch} (machine {machine})",
-        };
-    }
 
     static string Hash(string path)
     {

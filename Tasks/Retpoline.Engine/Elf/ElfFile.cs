@@ -169,7 +169,7 @@ public sealed class ElfFile
         if (d[4] != 2) throw new RetpolineException(Codes.NotElf64, path, d[4] == 1 ? "32-bit ELF (ELFCLASS32); only x86-64 ELF64 is supported" : $"invalid ELF class {d[4]}");
         if (d[5] != 1) throw new RetpolineException(Codes.NotX86_64, path, "big-endian ELF; only little-endian x86-64 is supported");
         ushort type = U16(d, 16), machine = U16(d, 18);
-        if (machine != EM_X86_64) throw new RetpolineException(Codes.NotX86_64, path, $"machine {MachineName(machine)}, not x86-64");
+        if (machine != EM_X86_64) throw new RetpolineException(Codes.NotX86_64, path, $"machine {ElfMachines.Name(machine)} ({machine}), not x86-64");
         if (type is not (ET_REL or ET_EXEC or ET_DYN))
             throw new RetpolineException(Codes.NotElf, path, type == 4 ? "core dump, not an executable, shared library or object" : $"unsupported ELF type {type}");
 
@@ -321,12 +321,6 @@ public sealed class ElfFile
     }
 
     static string FirstLine(string s) { int i = s.IndexOf('\n'); return i < 0 ? s : s[..i]; }
-
-    static string MachineName(ushort m) => m switch
-    {
-        3 => "i386 (EM_386)", 40 => "ARM (EM_ARM)", 183 => "AArch64 (EM_AARCH64)", 243 => "RISC-V (EM_RISCV)",
-        8 => "MIPS (EM_MIPS)", 21 => "PowerPC64 (EM_PPC64)", 22 => "s390 (EM_S390)", _ => $"{m}",
-    };
 
     internal static ushort U16(ReadOnlySpan<byte> d, int o) => BinaryPrimitives.ReadUInt16LittleEndian(d[o..]);
     internal static uint U32(ReadOnlySpan<byte> d, int o) => BinaryPrimitives.ReadUInt32LittleEndian(d[o..]);
