@@ -32,15 +32,14 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
     public string CFlags { get; set; } = "";
     public string CxxFlags { get; set; } = "";
     public string CompileCommandsFile { get; set; } = "";
-    /// <summary>`FROM=TO;…` for -ffile-prefix-map.</summary>
-    public string PathMaps { get; set; } = "";
+    /// <summary>The package's native/ folder: mapped to `retpoline-sdk` in debug info (see <see cref="PathMaps"/>).</summary>
+    [Required] public string PackageNativeDirectory { get; set; } = "";
     public int MaxParallelism { get; set; }
     /// <summary>DetectToolchainTask's version lines for CC and CXX.</summary>
     public string CcIdentity { get; set; } = "";
     public string CxxIdentity { get; set; } = "";
 
     [Output] public ITaskItem[] Objects { get; set; } = [];
-    [Output] public int Compiled { get; set; }
 
     readonly CancellationTokenSource cancel = new();
     public void Cancel() => cancel.Cancel();
@@ -48,15 +47,18 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
     public override bool Execute()
     {
         var family = Enum.Parse<CompilerFamily>(CompilerFamily);
+        var sources = Sources.Select(s => s.ItemSpec).Where(s => FlagSet.Language(s) is not null).Distinct().ToList();
+        var includes = IncludeDirectories.Where(i => i.Length > 0).Select(i => Path.GetFullPath(i, ProjectDirectory)).Distinct().ToList();
         var settings = new NativeSettings
         {
             Configuration = Configuration, OutputType = OutputType, RetpolineEnabled = RetpolineEnabled, ReturnThunk = ReturnThunk,
             HardenSls = HardenSls, CsPrefix = CsPrefix, CStandard = CStandard, CxxStandard = CxxStandard,
             Defines = DefineConstants.Split([';', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-            IncludeDirectories = IncludeDirectories.Where(i => i.Length > 0).Select(i => Path.GetFullPath(i, ProjectDirectory)).Distinct().ToList(),
+            IncludeDirectories = includes,
             CFlags = FlagSet.SplitFlags(CFlags), CxxFlags = FlagSet.SplitFlags(CxxFlags),
-            PathMaps = PathMaps.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(m => m.Split('=', 2)).Where(p => p.Length == 2 && p[0].Length > 0)
-                .Select(p => (p[0], p[1])).ToList(),
+            // Every folder a compile names: the include directories, then each source's folder.
+            PathMaps = Toolchain.PathMaps.For(ProjectDirectory, PackageNativeDirectory,
+                includes.Concat(sources.Select(s => Path.GetDirectoryName(Path.GetFullPath(s, ProjectDirectory))!))),
         };
         var cc = new CompilerInfo(CC, family, new Version(0, 0), "x86_64", true, ReturnThunk, CsPrefix, HardenSls) { VersionLine = CcIdentity };
         var cxx = cc with { Path = CXX.Length > 0 ? CXX : CC, VersionLine = CxxIdentity.Length > 0 ? CxxIdentity : CcIdentity };
@@ -64,8 +66,7 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
         List<CompileStep> steps;
         try
         {
-            steps = Sources.Select(s => s.ItemSpec).Where(s => FlagSet.Language(s) is not null).Distinct()
-                .Select(s => NativeCompiler.Plan(cc, cxx, settings, s, ProjectDirectory, IntermediateDirectory)).ToList();
+            steps = sources.Select(s => NativeCompiler.Plan(cc, cxx, settings, s, ProjectDirectory, IntermediateDirectory)).ToList();
         }
         catch (ToolchainException e) { Log.LogError(null, e.Code, null, null, 0, 0, 0, 0, "{0}", e.Message); return false; }
 
@@ -103,7 +104,6 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
             foreach (var d in o.Diagnostics) DiagnosticLogging.Log(Log, d, o.Step.Source, ProjectDirectory);
             ok &= o.Succeeded;
         }
-        Compiled = stale.Count;
         Objects = steps.Select(s => (ITaskItem)new Microsoft.Build.Utilities.TaskItem(s.Object)).ToArray();
         if (CompileCommandsFile.Length > 0) WriteCompileCommands(steps);
         return ok && !Log.HasLoggedErrors;

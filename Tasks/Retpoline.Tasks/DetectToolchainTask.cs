@@ -20,7 +20,6 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
     public bool HardenSls { get; set; }
 
     [Output] public string CompilerFamily { get; set; } = "";
-    [Output] public string CompilerVersion { get; set; } = "";
     [Output] public string CcPath { get; set; } = "";
     [Output] public string CxxPath { get; set; } = "";
     [Output] public bool SupportsCsPrefix { get; set; }
@@ -47,7 +46,6 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
                     throw new ToolchainException(ToolchainCodes.HardenSlsUnsupported, $"RetpolineHardenSls is true but '{c.Path}' ({c.Family} {c.Version}) does not accept -mharden-sls=all (GCC >= 12, Clang >= 15); set RetpolineHardenSls=false or use such a compiler");
             }
             CompilerFamily = cc.Family.ToString();
-            CompilerVersion = cc.Version.ToString();
             CcPath = cc.Path;
             CxxPath = cxx?.Path ?? CXX;
             SupportsCsPrefix = cc.SupportsCsPrefix && (cxx?.SupportsCsPrefix ?? true);

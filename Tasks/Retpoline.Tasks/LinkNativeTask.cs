@@ -21,8 +21,6 @@ public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
     /// <summary>Relative source paths in linker messages are resolved against it.</summary>
     public string ProjectDirectory { get; set; } = "";
 
-    [Output] public bool Linked { get; set; }
-
     public override bool Execute()
     {
         var settings = new NativeSettings
@@ -46,7 +44,6 @@ public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
         // bench/build-vs-make.sh compares patch+verify time with this.
         Log.LogMessage(MessageImportance.Normal, "Retpoline: link {0} ms", DiagnosticLogging.Ms(clock.Elapsed));
         foreach (var d in diagnostics) DiagnosticLogging.Log(Log, d, null, workingDirectory);
-        Linked = ok;
         return ok && !Log.HasLoggedErrors;
     }
 }

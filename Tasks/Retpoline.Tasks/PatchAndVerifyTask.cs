@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Build.Framework;
 using Retpoline.Patching;
 using Retpoline.Reporting;
@@ -6,31 +5,27 @@ using Retpoline.Reporting;
 namespace Retpoline.Tasks;
 
 /// <summary>
-/// After link: patch the thunks for the vendor, then verify the binary, and report by policy. Writes the stamp
-/// file only on success, so a failed verification fails the next build too instead of looking up to date.
+/// The post-link step for every output a build-system driver produced: patch the thunks of each linked file for the
+/// vendor, verify it (a static library: each of its objects, unpatched — the thunks come with the final link), and
+/// report by policy. Each output has its own stamp, written only when it passed without a warning, so a failed
+/// verification fails the next build too and a warning is shown again by every build instead of vanishing after one.
 /// </summary>
 public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
 {
-    [Required] public string Binary { get; set; } = "";
     /// <summary>
-    /// True when verify reported a warning (a finding under RetpolinePolicy=Warning, an exported thunk, …). The stamp
-    /// is then not written, so the next build verifies again and the warning stays visible instead of vanishing after
-    /// one build; the patch is idempotent, so nothing else changes.
+    /// RetpolineLinkedOutput items: the file, and metadata `Kind` (Exe, Library, Module, StaticLibrary), `Patch`
+    /// (false: verify only), `Objects` (a static library's objects, verified one by one) and `Stamp`.
     /// </summary>
-    [Output] public bool Warned { get; set; }
+    [Required] public ITaskItem[] Outputs { get; set; } = [];
     public string Vendor { get; set; } = "Generic";
     public string CallSites { get; set; } = "Thunk";
-    public bool Patch { get; set; } = true;
     public string Policy { get; set; } = "Error";
     public bool Strict { get; set; }
     public bool HardenSls { get; set; }
     public ITaskItem[] Allow { get; set; } = [];
     public string ReportFile { get; set; } = "";
-    public string StampFile { get; set; } = "";
-    /// <summary>Messages name the binary relative to this folder (`[bin/Release/libx.so]`), as the user sees it.</summary>
+    /// <summary>Messages name each file relative to this folder (`[bin/Release/libx.so]`), as the user sees it.</summary>
     public string ProjectDirectory { get; set; } = "";
-
-    string Shown => ProjectDirectory.Length > 0 ? Path.GetRelativePath(ProjectDirectory, Path.GetFullPath(Binary)) : Binary;
 
     public override bool Execute()
     {
@@ -51,48 +46,92 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
             string pattern = item.GetMetadata("Pattern") is { Length: > 0 } p ? p : item.ItemSpec;
             rules.Add(new AllowRule(pattern, reason));
         }
-        if (StampFile.Length > 0) File.Delete(StampFile);
+        var options = new VerifyOptions { Strict = Strict, HardenSls = HardenSls, Allow = rules };
+        foreach (var output in Outputs) DeleteStamp(output);
 
-        try
+        var reports = new List<VerifyReport>();
+        foreach (var output in Outputs)
         {
-            var options = new VerifyOptions { Strict = Strict, HardenSls = HardenSls, Allow = rules };
-            VerifyReport report;
-            if (Patch)
+            bool warned = false, failed = false;
+            int first = reports.Count;
+            try
             {
-                var (patched, verified, patchTime, verifyTime) = Patcher.PatchThenVerify(Binary, vendor, callSites, options);
-                foreach (var d in patched.Diagnostics) DiagnosticLogging.Log(Log, d, Shown, "Error");
-                Log.LogMessage(MessageImportance.Normal, "Retpoline: patched {0} for {1}: {2} thunk(s) changed, {3} already in form{4}",
-                    Binary, vendor, patched.Changes.Count, patched.Unchanged,
-                    callSites == CallSiteMode.Inline ? $", {patched.SitesInlined} call site(s) inlined" : "");
-                Log.LogMessage(MessageImportance.Normal, "Retpoline: patch {0} ms, verify {1} ms", DiagnosticLogging.Ms(patchTime), DiagnosticLogging.Ms(verifyTime));
-                report = verified;
+                string path = output.ItemSpec;
+                if (output.GetMetadata("Kind") == "StaticLibrary")
+                {
+                    foreach (var obj in output.GetMetadata("Objects").Split(';', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        var clock = System.Diagnostics.Stopwatch.StartNew();
+                        var report = Verifier.Verify(obj, options);
+                        Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms", DiagnosticLogging.Ms(clock.Elapsed));
+                        warned |= Report(report, obj);
+                        reports.Add(report);
+                    }
+                }
+                else if (!string.Equals(output.GetMetadata("Patch"), "false", StringComparison.OrdinalIgnoreCase))
+                {
+                    var (patched, verified, patchTime, verifyTime) = Patcher.PatchThenVerify(path, vendor, callSites, options);
+                    // A patch warning (RPL0014 for Amd, a stripped file) stays visible on every build, like a verify warning.
+                    foreach (var d in patched.Diagnostics) warned |= DiagnosticLogging.Log(Log, d, Shown(path), "Error");
+                    Log.LogMessage(MessageImportance.Normal, "Retpoline: patched {0} for {1}: {2} thunk(s) changed, {3} already in form{4}",
+                        path, vendor, patched.Changes.Count, patched.Unchanged,
+                        callSites == CallSiteMode.Inline ? $", {patched.SitesInlined} call site(s) inlined" : "");
+                    Log.LogMessage(MessageImportance.Normal, "Retpoline: patch {0} ms, verify {1} ms", DiagnosticLogging.Ms(patchTime), DiagnosticLogging.Ms(verifyTime));
+                    warned |= Report(verified, path);
+                    reports.Add(verified);
+                }
+                else
+                {
+                    var clock = System.Diagnostics.Stopwatch.StartNew();
+                    var report = Verifier.Verify(path, options);
+                    Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms (not patched)", DiagnosticLogging.Ms(clock.Elapsed));
+                    warned |= Report(report, path);
+                    reports.Add(report);
+                }
             }
-            else
+            catch (RetpolineException e)
             {
-                var clock = Stopwatch.StartNew();
-                report = Verifier.Verify(Binary, options);
-                Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms (RetpolinePatch is false)", DiagnosticLogging.Ms(clock.Elapsed));
+                Log.LogError(null, e.Code, null, e.FilePath, 0, 0, 0, 0, "{0}", e.Message);
+                failed = true;
             }
-            foreach (var d in report.Diagnostics) Warned |= DiagnosticLogging.Log(Log, d, Shown, Policy);
-            foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
-                Log.LogMessage(MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, f.Function, f.AllowedBy);
-            string summary = TextReport.Summary(report);
-            Log.LogMessage(MessageImportance.Normal, "{0}", summary);
-            if (ReportFile.Length > 0)
-            {
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ReportFile))!);
-                using var f = File.Create(ReportFile);
-                SarifWriter.Write(f, [report]);
-            }
-            if (Log.HasLoggedErrors) return false;
-            if (StampFile.Length > 0 && !Warned) { Directory.CreateDirectory(Path.GetDirectoryName(StampFile)!); File.WriteAllText(StampFile, summary + "\n"); }
-            return true;
+            failed |= Policy == "Error" && reports.Skip(first).Any(r => r.HasErrors);
+            if (!failed && !warned) WriteStamp(output, string.Join("\n", reports.Skip(first).Select(TextReport.Summary)));
         }
-        catch (RetpolineException e)
+
+        if (ReportFile.Length > 0)
         {
-            Log.LogError(null, e.Code, null, e.FilePath, 0, 0, 0, 0, "{0}", e.Message);
-            return false;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ReportFile))!);
+            using var f = File.Create(ReportFile);
+            SarifWriter.Write(f, reports);
         }
+        return !Log.HasLoggedErrors;
+    }
+
+    /// <summary>Logs a report's diagnostics by policy and its allowed findings; true when something was a warning.</summary>
+    bool Report(VerifyReport report, string path)
+    {
+        bool warned = false;
+        foreach (var d in report.Diagnostics) warned |= DiagnosticLogging.Log(Log, d, Shown(path), Policy);
+        foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
+            Log.LogMessage(MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, f.Function, f.AllowedBy);
+        Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
+        return warned;
+    }
+
+    string Shown(string path) => ProjectDirectory.Length > 0 ? Path.GetRelativePath(ProjectDirectory, Path.GetFullPath(path)) : path;
+
+    static void DeleteStamp(ITaskItem output)
+    {
+        string stamp = output.GetMetadata("Stamp");
+        if (stamp.Length > 0) File.Delete(stamp);
+    }
+
+    static void WriteStamp(ITaskItem output, string summary)
+    {
+        string stamp = output.GetMetadata("Stamp");
+        if (stamp.Length == 0) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(stamp)!);
+        File.WriteAllText(stamp, summary + "\n");
     }
 
     bool Fail(string code, string message)

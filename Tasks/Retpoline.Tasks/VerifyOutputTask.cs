@@ -40,8 +40,6 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     /// <summary>Findings shown per file; an unmitigated third-party library can have thousands.</summary>
     public int MaxFindingsPerFile { get; set; } = 20;
 
-    [Output] public ITaskItem[] Verified { get; set; } = [];
-
     public override bool Execute()
     {
         if (Policy is not ("Error" or "Warning" or "None"))
@@ -139,7 +137,6 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
             else ok = false;
         }
 
-        Verified = verified.ToArray();
         Log.LogMessage(MessageImportance.Normal, "Retpoline: output policy: {0} ELF file(s) pass ({1} verified now, {2} unchanged since verified), {3} exempt, {4} other file(s) skipped",
             verified.Count, verified.Count - fromCache, fromCache, exempt, skipped);
         SaveCache(settings, newCache);
