@@ -39,6 +39,7 @@
 	.size	\name, .-\name
 .endm
 
+	/* The register list is generated from the engine's (X86/Registers.cs ThunkRegisters): a test keeps them equal. */
 .irp reg, rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15
 	RETPOLINE_THUNK __x86_indirect_thunk_\reg, \reg
 	RETPOLINE_THUNK __x86_indirect_thunk_nt_\reg, \reg

@@ -25,19 +25,9 @@ namespace Retpoline.X86;
 /// </summary>
 public static class CallSiteEncoding
 {
-    public const byte CallRel32 = 0xe8, JmpRel32 = 0xe9, CsPrefix = 0x2e, Int3 = 0xcc;
-    static ReadOnlySpan<byte> Lfence => [0x0f, 0xae, 0xe8];
-
-    /// <summary>The recommended multi-byte NOPs (Intel SDM, "NOP"), by length.</summary>
-    static readonly byte[][] Nops =
-    [
-        [],
-        [0x90],
-        [0x66, 0x90],
-        [0x0f, 0x1f, 0x00],
-        [0x0f, 0x1f, 0x40, 0x00],
-        [0x0f, 0x1f, 0x44, 0x00, 0x00],
-    ];
+    public const byte CallRel32 = Opcodes.CallRel32, JmpRel32 = Opcodes.JmpRel32, CsPrefix = Opcodes.CsPrefix, Int3 = Opcodes.Int3;
+    static ReadOnlySpan<byte> Lfence => Opcodes.Lfence;
+    static byte[][] Nops => Opcodes.Nops;
 
     /// <summary>
     /// Decodes a direct `call`/`jmp rel32`, optionally cs-prefixed, at <paramref name="address"/>.
@@ -56,16 +46,7 @@ public static class CallSiteEncoding
     }
 
     /// <summary>`call *%reg` = [3e] [41] ff d0+r; `jmp *%reg` = [3e] [41] ff e0+r.</summary>
-    public static byte[] IndirectBranch(CallSiteKind kind, int reg, bool notrack)
-    {
-        if (reg is < 0 or > 15 || reg == 4) throw new ArgumentOutOfRangeException(nameof(reg));
-        var b = new List<byte>(4);
-        if (notrack) b.Add(ThunkBody.NotrackPrefix);
-        if (reg >= 8) b.Add(0x41);
-        b.Add(0xff);
-        b.Add((byte)((kind == CallSiteKind.Call ? 0xd0 : 0xe0) | (reg & 7)));
-        return [.. b];
-    }
+    public static byte[] IndirectBranch(CallSiteKind kind, int reg, bool notrack) => Registers.IndirectBranch(kind, reg, notrack);
 
     /// <summary>
     /// The bytes written over a site of <paramref name="length"/> bytes for <paramref name="vendor"/>, or null when

@@ -11,11 +11,7 @@ public enum GenericLayout { None, Gcc, Clang }
 
 public static class ThunkBody
 {
-    // call 1f; 2: pause; lfence; jmp 2b — the speculation trap both compilers emit.
-    static ReadOnlySpan<byte> Trap => [0xf3, 0x90, 0x0f, 0xae, 0xe8, 0xeb, 0xf9];
-    static ReadOnlySpan<byte> Lfence => [0x0f, 0xae, 0xe8];
-    static ReadOnlySpan<byte> LeaRspPlus8 => [0x48, 0x8d, 0x64, 0x24, 0x08];
-    public const byte Int3 = 0xcc, Ret = 0xc3, NotrackPrefix = 0x3e;
+    public const byte Int3 = Opcodes.Int3, Ret = Opcodes.Ret, NotrackPrefix = Opcodes.NotrackPrefix;
     /// <summary>GCC's generic layout is 17 bytes, Clang's 21 (the mov target padded to 16).</summary>
     public const int GccGenericLength = 17, ClangGenericLength = 21;
 
@@ -23,7 +19,7 @@ public static class ThunkBody
     public static bool TryRecognise(ReadOnlySpan<byte> code, out RecognisedBody body)
     {
         body = default;
-        if (code.Length >= 12 && code[0] == 0xe8 && code.Slice(5, 7).SequenceEqual(Trap))
+        if (code.Length >= 12 && code[0] == Opcodes.CallRel32 && code.Slice(5, 7).SequenceEqual(Opcodes.SpeculationTrap))
         {
             int rel = BitConverter.ToInt32(code.Slice(1, 4));
             int target = 5 + rel;
@@ -32,13 +28,13 @@ public static class ThunkBody
                 if (!IsPadding(code, i, target)) return false;
             var layout = target == 12 ? GenericLayout.Gcc : GenericLayout.Clang;
             var tail = code[target..];
-            if (tail.Length >= 5 && (tail[0] is 0x48 or 0x4c) && tail[1] == 0x89 && (tail[2] & 0xc7) == 0x04 && tail[3] == 0x24 && tail[4] == Ret)
+            if (tail.Length >= 5 && (tail[0] is Opcodes.RexW or Opcodes.RexWR) && tail[1] == 0x89 && (tail[2] & 0xc7) == 0x04 && tail[3] == 0x24 && tail[4] == Ret)
             {
-                int reg = (tail[2] >> 3 & 7) | (tail[0] == 0x4c ? 8 : 0);
+                int reg = (tail[2] >> 3 & 7) | (tail[0] == Opcodes.RexWR ? 8 : 0);
                 body = new(ThunkForm.Generic, reg, target + 5, layout, false);
                 return true;
             }
-            if (tail.Length >= 6 && tail[..5].SequenceEqual(LeaRspPlus8) && tail[5] == Ret)
+            if (tail.Length >= 6 && tail[..5].SequenceEqual(Opcodes.LeaRspPlus8) && tail[5] == Ret)
             {
                 body = new(ThunkForm.GenericReturn, -1, target + 6, layout, false);
                 return true;
@@ -46,7 +42,7 @@ public static class ThunkBody
             return false;
         }
         if (code.Length >= 2 && code[0] == Ret && code[1] == Int3) { body = new(ThunkForm.Return, -1, 2, GenericLayout.None, false); return true; }
-        if (code.Length >= 3 && code[..3].SequenceEqual(Lfence) && TryJmp(code[3..], out int r, out int n, out bool nt))
+        if (code.Length >= 3 && code[..3].SequenceEqual(Opcodes.Lfence) && TryJmp(code[3..], out int r, out int n, out bool nt))
         {
             body = new(ThunkForm.Amd, r, 3 + n, GenericLayout.None, nt);
             return true;
@@ -62,8 +58,8 @@ public static class ThunkBody
         int i = 0;
         if (c.Length > i && c[i] == NotrackPrefix) { notrack = true; i++; }
         int high = 0;
-        if (c.Length > i && c[i] == 0x41) { high = 8; i++; }
-        if (c.Length < i + 2 || c[i] != 0xff || (c[i + 1] & 0xf8) != 0xe0) return false;
+        if (c.Length > i && c[i] == Opcodes.RexB) { high = 8; i++; }
+        if (c.Length < i + 2 || c[i] != Opcodes.IndirectGroup || (c[i + 1] & 0xf8) != Opcodes.JmpRegister) return false;
         reg = (c[i + 1] & 7) | high;
         length = i + 2;
         return true;
@@ -85,25 +81,25 @@ public static class ThunkBody
     {
         var body = new byte[length];
         Array.Fill(body, Int3);
-        var jmp = notrack ? [NotrackPrefix, .. Registers.JmpIndirect(reg)] : Registers.JmpIndirect(reg);
+        var jmp = Registers.IndirectBranch(CallSiteKind.Jump, reg, notrack);
         byte[] form = vendor switch
         {
             Vendor.None => jmp,
-            Vendor.Amd => [.. Lfence, .. jmp],
-            _ => length == ClangGenericLength ? Generic(reg, 0x0b, [0x0f, 0x1f, 0x40, 0x00]) : Generic(reg, 0x07, []),
+            Vendor.Amd => [.. Opcodes.Lfence, .. jmp],
+            _ => length == ClangGenericLength ? Generic(reg, 0x0b, Opcodes.ClangTrapPadding) : Generic(reg, 0x07, []),
         };
         if (form.Length > length) throw new ArgumentException($"a {vendor} body needs {form.Length} bytes, the thunk has {length}");
         form.CopyTo(body, 0);
         return body;
     }
 
-    static byte[] Generic(int reg, byte rel, byte[] pad) => [0xe8, rel, 0, 0, 0, .. Trap, .. pad, .. Registers.MovToStackTop(reg), Ret];
+    static byte[] Generic(int reg, byte rel, ReadOnlySpan<byte> pad) => [Opcodes.CallRel32, rel, 0, 0, 0, .. Opcodes.SpeculationTrap, .. pad, .. Registers.MovToStackTop(reg), Ret];
 
     /// <summary>How many bytes a vendor form needs (for the too-small check before any write).</summary>
     public static int Needed(Vendor vendor, int reg, bool notrack) => vendor switch
     {
-        Vendor.None => Registers.JmpIndirect(reg).Length + (notrack ? 1 : 0),
-        Vendor.Amd => 3 + Registers.JmpIndirect(reg).Length + (notrack ? 1 : 0),
+        Vendor.None => Registers.IndirectBranch(CallSiteKind.Jump, reg, notrack).Length,
+        Vendor.Amd => Opcodes.Lfence.Length + Registers.IndirectBranch(CallSiteKind.Jump, reg, notrack).Length,
         _ => GccGenericLength,
     };
 }
