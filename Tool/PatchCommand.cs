@@ -5,7 +5,7 @@ namespace Retpoline.Tool;
 static class PatchCommand
 {
     public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--dry-run", "--explain" };
-    public static readonly IReadOnlySet<string> Options = new HashSet<string> { "--vendor", "--call-sites" };
+    public static readonly IReadOnlySet<string> Options = new HashSet<string> { "--vendor", "--call-sites", "--minimum" };
 
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr)
     {
@@ -19,9 +19,12 @@ static class PatchCommand
         };
 
         Vendor vendor;
-        if (vendorName.Equals("Host", StringComparison.OrdinalIgnoreCase))
+        bool host = vendorName.Equals("Host", StringComparison.OrdinalIgnoreCase);
+        if (a.Get("--minimum") is not null && !host)
+            throw new UsageException("--minimum applies to --vendor Host only (an explicit vendor is written as given)");
+        if (host)
         {
-            var choice = HostVendor.Detect();
+            var choice = HostVendor.Detect(minimum: ParseMinimum(a.Get("--minimum")));
             vendor = choice.Vendor;
             if (a.Has("--explain"))
                 foreach (var line in choice.Explanation) stdout.WriteLine($"host: {line}");
@@ -50,6 +53,14 @@ static class PatchCommand
             }
         }
         return exit;
+    }
+
+    /// <summary>`--minimum Generic|Amd|None`: the floor of `--vendor Host` (and of `retpoline status`'s host summary).</summary>
+    public static Vendor ParseMinimum(string? text)
+    {
+        if (text is null) return HostVendor.DefaultMinimum;
+        if (Enum.TryParse(text, ignoreCase: true, out Vendor v) && Enum.IsDefined(v)) return v;
+        throw new UsageException($"--minimum takes Generic, Amd or None, not '{text}'");
     }
 
     static void Print(TextWriter o, string file, PatchResult r, bool dryRun)

@@ -7,7 +7,8 @@ static class Usage
 
         Usage:
           retpoline verify [--json] [--sarif FILE] [--strict] [--harden-sls] [--allow PATTERN=REASON]... FILE...
-          retpoline patch --vendor Generic|Amd|None|Host [--call-sites thunk|inline] [--dry-run] [--explain] FILE...
+          retpoline patch --vendor Generic|Amd|None|Host [--minimum V] [--call-sites thunk|inline] [--dry-run] [--explain] FILE...
+          retpoline status [PID] [--json] [--minimum V]
           retpoline audit [--json] [--sarif FILE] [--require-policy] [--configuration C] SOLUTION|PROJECT|DIR
           retpoline --help | --version
 
@@ -22,10 +23,18 @@ static class Usage
         patch    Rewrite every recognised thunk body for a CPU vendor, atomically (temp file + rename), idempotently.
           --vendor V      Generic (full retpoline) | Amd (lfence; jmp, warns: RPL0014) | None (jmp) |
                           Host (what this machine's kernel chose, conservatively; Generic when unsure)
+          --minimum V     with Host: never weaker than V: Generic (default) | Amd | None. Enhanced/automatic IBRS
+                          guards the kernel and the sibling thread, not a process from itself; see docs/sdk.md
           --call-sites M  thunk (default) | inline: also rewrite each `call __x86_indirect_thunk_<reg>` to
                           `call *%reg` (None) or `lfence; call *%reg` (Amd), recorded in .retpoline_sites
           --dry-run       show what would change, write nothing
           --explain       with Host: print what was read and why the vendor was chosen
+
+        status   Without PID: what a RetpolineVendor=Runtime module would choose on this machine (--minimum: its floor).
+                 With PID: every module mapped in that process that has retpoline thunks, the form each thunk has in
+                 memory now (read from /proc/PID/mem), whether it was built with Runtime, and what its start-up routine
+                 chose and why. Needs ptrace access to PID (the same user, or root).
+          --json          print one JSON object: {"pid","modules":[{"path","runtime","choice","reason","thunks":[…]}]}
 
         audit    Evaluate every project of a solution (.sln, .slnx), a project, or every project under a folder with the
                  installed .NET SDK's MSBuild (no restore or build needed) and print one row per project: kind (native,
@@ -38,7 +47,7 @@ static class Usage
           --configuration C evaluate with Configuration=C (default Debug)
 
         Exit codes: 0 clean, 1 findings (any error), 2 unusable input or usage.
-        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0108 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
+        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0109 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
 
         """;
 }

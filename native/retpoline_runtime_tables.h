@@ -39,6 +39,8 @@
 #define RPL_FIELD_SEPARATORS ";,"
 #define RPL_ADDITION_SEPARATOR " + "
 #define RPL_SPECTRE_BUG_WORD "spectre_v2"
+/* How much of /proc/cpuinfo is read: a first processor block that does not end within it is not trusted. */
+#define RPL_CPUINFO_LIMIT 16384
 
 struct rpl_name { char text[32]; unsigned char value; };
 static const struct rpl_name rpl_mechanisms[] = {

@@ -35,4 +35,5 @@ public static class Codes
     public const string BadSymbolTable = "RPL0106";
     public const string IoError = "RPL0107";
     public const string Usage = "RPL0108";
+    public const string ProcessUnreadable = "RPL0109"; // retpoline status: no such process, or its maps/memory cannot be read
 }

@@ -134,6 +134,22 @@ public sealed class VerifyReport
     public required IReadOnlyList<Diagnostic> FileDiagnostics { get; init; }
     /// <summary>Whether ToolchainStartup findings are errors (RPL0003).</summary>
     public required bool Strict { get; init; }
+    /// <summary>The file links the run-time routine (RetpolineVendor=Runtime): its thunks are patched in memory at load.</summary>
+    public bool RuntimeRoutine { get; init; }
+
+    /// <summary>
+    /// `Runtime` for a file that patches itself at load; otherwise the form every register thunk shares (`Generic`,
+    /// `Amd`, `None`); null when it has none or they differ.
+    /// </summary>
+    public string? Vendor
+    {
+        get
+        {
+            if (RuntimeRoutine) return "Runtime";
+            var forms = Thunks.Where(t => t.Register.Length > 0).Select(t => t.Form).Distinct().ToList();
+            return forms.Count == 1 && forms[0] is ThunkForm.Generic or ThunkForm.Amd or ThunkForm.None ? forms[0].ToString() : null;
+        }
+    }
 
     IReadOnlyList<Diagnostic>? diagnostics;
 

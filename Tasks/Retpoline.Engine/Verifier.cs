@@ -118,6 +118,7 @@ public static class Verifier
             Thunks = thunkInfos.Where((_, i) => thunks[i].Body is not null).ToList(),
             FileDiagnostics = [.. fileDiagnostics, .. siteDiagnostics, .. SlsDiagnostics(sweep, thunkRanges, pltIndexes, symbols, lines), .. ThunkChecks.Run(elf, thunks, shstk)],
             Strict = options.Strict,
+            RuntimeRoutine = Runtime.RuntimeRecord.IsLinked(elf),
         };
     }
 

@@ -29,8 +29,11 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
 
     public override bool Execute()
     {
-        if (!Enum.TryParse<Vendor>(Vendor, ignoreCase: true, out var vendor) || !Enum.IsDefined(vendor))
-            return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolineVendor must be Generic, Amd or None, not '{Vendor}'");
+        // Runtime: the file keeps the Generic thunks (its start-up routine rewrites them in memory at load).
+        bool runtime = Vendor.Equals("Runtime", StringComparison.OrdinalIgnoreCase);
+        var vendor = Retpoline.Vendor.Generic;
+        if (!runtime && (!Enum.TryParse(Vendor, ignoreCase: true, out vendor) || !Enum.IsDefined(vendor)))
+            return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolineVendor must be Generic, Amd, None or Runtime, not '{Vendor}'");
         if (!Enum.TryParse<CallSiteMode>(CallSites, ignoreCase: true, out var callSites))
             return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolineCallSites must be Thunk or Inline, not '{CallSites}'");
         if (Policy is not ("Error" or "Warning" or "None"))
@@ -79,6 +82,12 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                     Log.LogMessage(MessageImportance.Normal, "Retpoline: patch {0} ms, verify {1} ms", DiagnosticLogging.Ms(patchTime), DiagnosticLogging.Ms(verifyTime));
                     warned |= Report(verified, path);
                     reports.Add(verified);
+                    if (runtime && !verified.RuntimeRoutine)
+                    {
+                        Log.LogError(null, Toolchain.ToolchainCodes.RuntimeRoutineMissing, null, path, 0, 0, 0, 0,
+                            "RetpolineVendor=Runtime, but {0} does not link the run-time routine (no '{1}' symbol): nothing would patch its thunks at load", Shown(path), Runtime.RuntimeRecord.Symbol);
+                        failed = true;
+                    }
                 }
                 else
                 {

@@ -6,6 +6,8 @@ namespace Retpoline.Tests;
 /// <summary>
 /// `patch --vendor Host` (issue 5): the choice made from fixture copies of
 /// /sys/devices/system/cpu/vulnerabilities/spectre_v2 and /proc/cpuinfo (tests/Engine.Tests/Fixtures/host/&lt;case&gt;/).
+/// The rules' own choice is what these assert, so they pass the floor that lets every choice through (minimum None);
+/// the default floor (Generic) is tested on its own below.
 /// </summary>
 public sealed class HostVendorTests
 {
@@ -39,7 +41,7 @@ public sealed class HostVendorTests
     {
         string root = Fixture(fixture);
         Assert.True(Directory.Exists(root), root);
-        var choice = HostVendor.Detect(root);
+        var choice = HostVendor.Detect(root, minimum: Vendor.None);
         Assert.Equal(expected, choice.Vendor);
         Assert.StartsWith($"chose {expected}: ", choice.Explanation[^1]);
         Assert.Contains(why, choice.Explanation[^1]);
@@ -99,7 +101,7 @@ public sealed class HostVendorTests
             File.WriteAllText(vuln, "Unknown: no idea\n");
             Assert.Equal(Vendor.Generic, HostVendor.Detect(root.FullName).Vendor);
             File.WriteAllText(vuln, "Mitigation: Enhanced / Automatic IBRS + LFENCE; IBPB: conditional; RSB filling\n");
-            Assert.Equal(Vendor.Amd, HostVendor.Detect(root.FullName).Vendor);
+            Assert.Equal(Vendor.Amd, HostVendor.Detect(root.FullName, minimum: Vendor.None).Vendor);
             File.WriteAllText(vuln, "");
             Assert.Equal(Vendor.Generic, HostVendor.Detect(root.FullName).Vendor);
 
@@ -108,6 +110,37 @@ public sealed class HostVendorTests
             Assert.Equal(Vendor.Generic, HostVendor.Detect(root.FullName).Vendor);
         }
         finally { root.Delete(recursive: true); }
+    }
+
+    /// <summary>
+    /// The floor: by default nothing goes below Generic, whatever the hardware; a lower floor lets the rules' choice
+    /// through down to it, and the explanation says which decided.
+    /// </summary>
+    [Theory]
+    [InlineData("intel-eibrs", null, Vendor.Generic)]
+    [InlineData("intel-eibrs", Vendor.Generic, Vendor.Generic)]
+    [InlineData("intel-eibrs", Vendor.Amd, Vendor.Amd)]
+    [InlineData("intel-eibrs", Vendor.None, Vendor.None)]
+    [InlineData("not-affected", null, Vendor.Generic)]
+    [InlineData("amd-lfence", Vendor.None, Vendor.Amd)]
+    [InlineData("amd-lfence", null, Vendor.Generic)]
+    [InlineData("amd-retpoline", Vendor.None, Vendor.Generic)]
+    public void The_minimum_is_a_floor(string fixture, Vendor? minimum, Vendor expected)
+    {
+        var choice = minimum is { } m ? HostVendor.Detect(Fixture(fixture), m) : HostVendor.Detect(Fixture(fixture));
+        Assert.Equal(expected, choice.Vendor);
+        Assert.Equal(minimum ?? HostVendor.DefaultMinimum, choice.Minimum);
+        var rules = HostVendor.Detect(Fixture(fixture), Vendor.None);
+        Assert.Equal(rules.Vendor, choice.RuleVendor);
+        Assert.Equal(rules.Reason, choice.Reason);
+        string last = choice.Explanation[^1];
+        Assert.StartsWith($"chose {expected}: ", last);
+        if (expected == rules.Vendor) Assert.Equal(rules.Explanation[^1], last);
+        else
+        {
+            Assert.Contains($"the minimum is {choice.Minimum}", last);
+            Assert.Contains($"the host rules alone pick {rules.Vendor}: ", last);
+        }
     }
 
     [Fact]

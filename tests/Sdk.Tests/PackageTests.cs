@@ -16,7 +16,7 @@ public sealed class PackageTests
         {
             "Sdk/Sdk.props", "Sdk/Sdk.targets", "build/Retpoline.Sdk.props", "build/Retpoline.Sdk.targets",
             "buildTransitive/Retpoline.Sdk.props", "buildTransitive/Retpoline.Sdk.targets",
-            "native/retpoline_thunks.S", "native/retpoline.h",
+            "native/retpoline_thunks.S", "native/retpoline.h", "native/retpoline_runtime.c", "native/retpoline_runtime_tables.h",
             "tasks/net8.0/Retpoline.Tasks.dll", "tasks/net8.0/Retpoline.Engine.dll", "tasks/net8.0/Iced.dll", "tasks/net8.0/ELFSharp.dll",
             "tasks/net10.0/Retpoline.Tasks.dll", "tasks/net10.0/Retpoline.Engine.dll", "tasks/net10.0/Iced.dll", "tasks/net10.0/ELFSharp.dll",
         })

@@ -45,4 +45,9 @@ public static class HostExplanation
         "unknown-mechanism" => $"the kernel mechanism \"{mechanism ?? "…"}\" is not one this tool knows; unsure, so the full retpoline stays",
         _ => $"reason '{reason}' (not one this version of the tool knows)",
     };
+
+    /// <summary>Why the minimum, not the rules, decided.</summary>
+    public static string Minimum(Vendor minimum) => minimum == HostVendor.DefaultMinimum
+        ? $"the minimum is {minimum} (the default of --minimum and RetpolineRuntimeMinimum: enhanced/automatic IBRS does not protect a process from code in itself or from the process before it on the same core)"
+        : $"the minimum is {minimum} (--minimum, RetpolineRuntimeMinimum)";
 }

@@ -20,6 +20,12 @@ public sealed record HostFacts(
 {
     public const string Spectre2File = "sys/devices/system/cpu/vulnerabilities/spectre_v2";
     public const string CpuInfoFile = "proc/cpuinfo";
+    /// <summary>
+    /// The run-time routine reads at most this much of /proc/cpuinfo (a buffer on its stack); a first processor block
+    /// that is not done within it (ended, or its vendor_id, flags and bugs lines all seen) is not trusted, here as
+    /// there. Real blocks are 1–3 KB (the flags line is the longest, &lt; 2 KB).
+    /// </summary>
+    public const int CpuInfoLimit = 16384;
 
     /// <param name="root">The file system root the two files are read under: "/" on a real host, a fixture copy in tests.</param>
     public static HostFacts Read(string root = "/")
@@ -27,18 +33,33 @@ public sealed record HostFacts(
         string spectrePath = Path.Combine(root, Spectre2File), cpuPath = Path.Combine(root, CpuInfoFile);
         string? spectre = TryRead(spectrePath, out string? spectreError)?.Trim();
         string? cpuText = TryRead(cpuPath, out string? cpuError);
-        return new HostFacts(spectrePath, spectre, spectreError, cpuPath, cpuText is null ? null : ParseCpu(cpuText), cpuError);
+        CpuFacts? cpu = null;
+        if (cpuText is not null && (cpu = ParseCpu(cpuText, out bool ended)) is not null && !ended)
+        {
+            cpu = null;
+            cpuError = $"the first processor block does not end within {CpuInfoLimit} bytes";
+        }
+        return new HostFacts(spectrePath, spectre, spectreError, cpuPath, cpu, cpuError);
     }
 
-    /// <summary>The first processor block: vendor_id, model name, flags, bugs (the first of each).</summary>
-    static CpuFacts? ParseCpu(string text)
+    /// <summary>
+    /// The first processor block: vendor_id, model name, flags, bugs (the first of each). Only the first
+    /// <see cref="CpuInfoLimit"/> characters count, and a line they cut is dropped; <paramref name="ended"/> says
+    /// whether the block was done within them: it ended (a blank line, the end of the file), or vendor_id, flags and
+    /// bugs were all seen, after which no line can change what is known (the routine stops reading there).
+    /// </summary>
+    static CpuFacts? ParseCpu(string text, out bool ended)
     {
         string? vendor = null, model = null;
         HashSet<string>? flags = null, bugs = null;
-        foreach (var raw in text.Split('\n'))
+        bool complete = text.Length <= CpuInfoLimit;
+        var lines = (complete ? text : text[..CpuInfoLimit]).Split('\n');
+        ended = complete;
+        for (int i = 0; i < lines.Length; i++)
         {
-            string line = raw.TrimEnd('\r');
-            if (line.Length == 0) { if (vendor is not null) break; continue; } // end of the first processor
+            if (i == lines.Length - 1 && !complete) break; // cut by the limit
+            string line = lines[i].TrimEnd('\r');
+            if (line.Length == 0) { if (vendor is not null) { ended = true; break; } continue; } // end of the first processor
             int colon = line.IndexOf(':');
             if (colon < 0) continue;
             string key = line[..colon].Trim(), value = line[(colon + 1)..].Trim();
@@ -49,6 +70,7 @@ public sealed record HostFacts(
                 case "flags": flags ??= Words(value); break;
                 case "bugs": bugs ??= Words(value); break;
             }
+            if (vendor is not null && flags is not null && bugs is not null) { ended = true; break; }
         }
         return vendor is null ? null : new CpuFacts(vendor, model, flags ?? [], bugs);
     }

@@ -5,7 +5,8 @@ namespace Retpoline.Reporting;
 /// <summary>
 /// `retpoline verify --json`: exactly DESIGN.md §4's object, `{"files":[{"path","indirectBranches","ibt","shstk",
 /// "findings":[{"class","function","address","instruction","source"}],"thunks":[{"name","register","form","address"}]}]}`,
-/// with optional fields after the required ones ("kind", "detail", "allowedBy", "diagnostics"). Addresses are
+/// with optional fields after the required ones ("kind", "vendor", "detail", "allowedBy", "diagnostics"). "vendor" is
+/// "Runtime" for a file that patches its thunks at load, else the form its register thunks share, or null. Addresses are
 /// "0x…" strings; order is the report's (address order); nothing depends on time or the machine.
 /// </summary>
 public static class JsonReport
@@ -67,6 +68,7 @@ public static class JsonReport
         }
         w.WriteEndArray();
         w.WriteString("kind", r.Kind.ToString());
+        if (r.Vendor is { } vendor) w.WriteString("vendor", vendor); else w.WriteNull("vendor");
         w.WriteStartArray("diagnostics");
         foreach (var d in r.FileDiagnostics) // per-finding diagnostics are implied by each finding's class
             WriteDiagnostic(w, d);

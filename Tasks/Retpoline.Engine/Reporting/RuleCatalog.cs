@@ -76,6 +76,10 @@ public static class RuleCatalog
         new(Codes.BadSymbolTable, "BadSymbolTable", "Malformed symbol table", "A symbol table has a wrong entry size or unreadable names.", "Rebuild the file.", "Never.", Severity.Error),
         new(Codes.IoError, "IoError", "File cannot be read or written", "Permission denied, or an I/O error while reading or replacing the file.", "Fix permissions or free space; the original is never left half-written.", "Never.", Severity.Error),
         new(Codes.Usage, "Usage", "Command-line usage error", "Unknown option or missing argument.", "See `retpoline --help`.", "Never.", Severity.Error),
+        new(Codes.ProcessUnreadable, "ProcessUnreadable", "Process cannot be inspected",
+            "`retpoline status PID` reads /proc/PID/maps and /proc/PID/mem: the process does not exist, or this user may not read its memory (ptrace access).",
+            "Check the PID; run as the process's user (with kernel.yama.ptrace_scope 0) or as root.",
+            "Never.", Severity.Error),
     ];
 
     static readonly Dictionary<string, Rule> ByCode = All.ToDictionary(r => r.Code);

@@ -117,7 +117,7 @@ public static class TextReport
         var forms = r.Thunks.GroupBy(t => t.Form).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
         string verdict = errors > 0 ? "FAIL" : "PASS";
         return $"{r.Path}: {verdict}: {r.IndirectBranches} indirect branches ({string.Join(", ", classes.DefaultIfEmpty("none outside thunks"))}); " +
-               $"{r.Thunks.Count} thunks ({string.Join(", ", forms.DefaultIfEmpty("none"))}); {errors} error(s), {warnings} warning(s)" +
+               $"{r.Thunks.Count} thunks ({string.Join(", ", forms.DefaultIfEmpty("none"))}{(r.RuntimeRoutine ? "; Runtime: patched in memory at load" : "")}); {errors} error(s), {warnings} warning(s)" +
                (r.HasSymbols ? "" : "; no symbols (stripped): functions are named section+offset");
     }
 }

@@ -97,4 +97,6 @@ public static class ToolchainCodes
     public const string AuditUnusableProject = "RPL0212";
     /// <summary>A file named as a RetpolineBinary item is missing or not an x86-64 ELF file, so nothing verified it (warning).</summary>
     public const string BinaryNotX86_64Elf = "RPL0213";
+    /// <summary>RetpolineVendor=Runtime, but the linked file does not define the run-time routine's record: nothing would patch it at load.</summary>
+    public const string RuntimeRoutineMissing = "RPL0214";
 }
