@@ -77,6 +77,32 @@ public sealed class RuntimeTests(RuntimeTests.Builds b) : IClassFixture<RuntimeT
 
     static ThunkForm ToForm(Vendor v) => v switch { Vendor.Amd => ThunkForm.Amd, Vendor.None => ThunkForm.None, _ => ThunkForm.Generic };
 
+    /// <summary>
+    /// Inputs no real kernel prints, decided alike by the engine and by the routine: the two read the files the same
+    /// way (the first processor block, the first of each line, words split on spaces, the same reading limit).
+    /// </summary>
+    [Theory]
+    [InlineData("long-block", "cpu-unknown", "Mitigation: Enhanced IBRS; IBPB: conditional", "vendor_id\t: GenuineIntel\nmodel name\t: x\nflags\t\t: {long} ibrs_enhanced\n\n")]
+    [InlineData("no-bugs-line", "not-affected", "Not affected", "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu\n\nprocessor\t: 1\nbugs\t\t: spectre_v2\n")]
+    [InlineData("crlf", "eibrs", "Mitigation: Enhanced IBRS\r\n", "vendor_id\t: GenuineIntel\r\nflags\t\t: fpu ibrs_enhanced\r\nbugs\t\t: spectre_v1\r\n\r\n")]
+    [InlineData("unknown-addition", "eibrs-unknown-addition", "Mitigation: Enhanced IBRS + Foo; IBPB: conditional", "vendor_id\t: GenuineIntel\nflags\t\t: ibrs_enhanced\nbugs\t\t:\n\n")]
+    [InlineData("empty-line", "unknown-text", "", "vendor_id\t: AuthenticAMD\n")]
+    [InlineData("flags-before-vendor", "eibrs", "Mitigation: Automatic IBRS", "\n\nflags\t\t: autoibrs\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu\nbugs\t\t: spectre_v2\n")]
+    [InlineData("no-end", "eibrs", "Mitigation: Enhanced / Automatic IBRS", "vendor_id : GenuineIntel\nflags : ibrs_enhanced")]
+    [InlineData("tab-in-flags", "eibrs-no-flag", "Mitigation: Enhanced IBRS", "vendor_id\t: GenuineIntel\nflags\t\t: fpu\tibrs_enhanced\nbugs\t\t: \n\n")]
+    public void The_engine_and_the_routine_read_odd_files_alike(string name, string reason, string spectre, string cpuinfo)
+    {
+        string root = Path.Combine(b.Dir, "odd-" + name);
+        Directory.CreateDirectory(Path.Combine(root, "sys/devices/system/cpu/vulnerabilities"));
+        Directory.CreateDirectory(Path.Combine(root, "proc"));
+        File.WriteAllText(Path.Combine(root, HostVendor.Spectre2File), spectre);
+        File.WriteAllText(Path.Combine(root, HostVendor.CpuInfoFile), cpuinfo.Replace("{long}", string.Join(' ', Enumerable.Range(0, 3000).Select(i => $"f{i}"))));
+        var host = HostVendor.Detect(root, Vendor.None);
+        Assert.Equal(reason, host.Reason);
+        var r = ProbeOutput.Parse(b.Run(b.Probe("odd-" + name, "gcc", Vendor.None, root)));
+        Assert.Equal((((int)host.Vendor).ToString(), host.Reason), (r.Record["chosen"], r.Record["reason"]));
+    }
+
     [Theory]
     [InlineData("intel-eibrs", Vendor.Amd, Vendor.Amd, "minimum")]
     [InlineData("intel-eibrs", Vendor.None, Vendor.None, "host")]
@@ -546,10 +572,11 @@ public sealed class RuntimeTests(RuntimeTests.Builds b) : IClassFixture<RuntimeT
         /// <summary>The routine as the SDK compiles it, plus (tests only) the fixture root it reads the machine files under.</summary>
         public string Routine(string compiler, bool shared, Vendor minimum, string? fixture) => Once($"routine-{compiler}-{shared}-{minimum}-{fixture}", () =>
         {
-            string obj = dir[$"routine-{compiler}-{(shared ? "so" : "exe")}-{minimum}-{fixture ?? "host"}.o"];
+            string obj = dir[$"routine-{compiler}-{(shared ? "so" : "exe")}-{minimum}-{Path.GetFileName(fixture) ?? "host"}.o"];
             var settings = new NativeSettings { OutputType = shared ? "Library" : "Exe" };
             var flags = RuntimeRoutineFlags.Compile(Compiler(compiler), settings, minimum, RoutineSource, obj);
-            if (fixture is not null) flags.Insert(flags.IndexOf("-c"), $"-DRETPOLINE_RUNTIME_FIXTURE_ROOT=\"{HostFixture(fixture)}\"");
+            string? root = fixture is null ? null : Path.IsPathRooted(fixture) ? fixture : HostFixture(fixture);
+            if (root is not null) flags.Insert(flags.IndexOf("-c"), $"-DRETPOLINE_RUNTIME_FIXTURE_ROOT=\"{root}\"");
             NativeToolchain.Run(Compiler(compiler).Path, flags).EnsureSuccess();
             return obj;
         });
