@@ -35,6 +35,11 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
     /// <summary>The package's native/ folder: mapped to `retpoline-sdk` in debug info (see <see cref="PathMaps"/>).</summary>
     [Required] public string PackageNativeDirectory { get; set; } = "";
     public int MaxParallelism { get; set; }
+    /// <summary>
+    /// Set (RetpolineRuntimeMinimum): the sources are the run-time routine (native/retpoline_runtime.c), compiled with
+    /// its own flags for that minimum instead of the project's.
+    /// </summary>
+    public string RuntimeMinimum { get; set; } = "";
     /// <summary>DetectToolchainTask's version lines for CC and CXX.</summary>
     public string CcIdentity { get; set; } = "";
     public string CxxIdentity { get; set; } = "";
@@ -47,6 +52,16 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
     public override bool Execute()
     {
         var family = Enum.Parse<CompilerFamily>(CompilerFamily);
+        Vendor? runtimeMinimum = null;
+        if (RuntimeMinimum.Length > 0)
+        {
+            if (!Enum.TryParse(RuntimeMinimum, ignoreCase: true, out Vendor m) || !Enum.IsDefined(m))
+            {
+                Log.LogError(null, ToolchainCodes.BadItem, null, null, 0, 0, 0, 0, "RetpolineRuntimeMinimum must be Generic, Amd or None, not '{0}'", RuntimeMinimum);
+                return false;
+            }
+            runtimeMinimum = m;
+        }
         var sources = Sources.Select(s => s.ItemSpec).Where(s => FlagSet.Language(s) is not null).Distinct().ToList();
         var includes = IncludeDirectories.Where(i => i.Length > 0).Select(i => Path.GetFullPath(i, ProjectDirectory)).Distinct().ToList();
         var settings = new NativeSettings
@@ -59,6 +74,7 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
             // Every folder a compile names: the include directories, then each source's folder.
             PathMaps = Toolchain.PathMaps.For(ProjectDirectory, PackageNativeDirectory,
                 includes.Concat(sources.Select(s => Path.GetDirectoryName(Path.GetFullPath(s, ProjectDirectory))!))),
+            RuntimeRoutineMinimum = runtimeMinimum,
         };
         var cc = new CompilerInfo(CC, family, new Version(0, 0), "x86_64", true, ReturnThunk, CsPrefix, HardenSls) { VersionLine = CcIdentity };
         var cxx = cc with { Path = CXX.Length > 0 ? CXX : CC, VersionLine = CxxIdentity.Length > 0 ? CxxIdentity : CcIdentity };

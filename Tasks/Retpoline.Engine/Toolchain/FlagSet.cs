@@ -20,6 +20,8 @@ public sealed record NativeSettings
     public IReadOnlyList<string> LinkLibraries { get; init; } = [];
     /// <summary>`-ffile-prefix-map=FROM=TO` pairs: no absolute build path is baked into objects or debug info.</summary>
     public IReadOnlyList<(string from, string to)> PathMaps { get; init; } = [];
+    /// <summary>Set: the source is native/retpoline_runtime.c, compiled with its own flags for this minimum (<see cref="RuntimeRoutineFlags"/>).</summary>
+    public Vendor? RuntimeRoutineMinimum { get; init; }
 }
 
 /// <summary>
@@ -44,6 +46,7 @@ public static class FlagSet
 
     public static List<string> Compile(CompilerInfo c, NativeSettings s, string language, string source, string obj, string depFile)
     {
+        if (s.RuntimeRoutineMinimum is { } minimum) return RuntimeRoutineFlags.Compile(c, s, minimum, source, obj, depFile);
         var f = new List<string>(Mitigation(c, s));
         f.AddRange(s.Configuration.Equals("Release", StringComparison.OrdinalIgnoreCase) ? ["-O2", "-g"] : ["-O0", "-g"]);
         if (s.OutputType == "Library" || s.OutputType == "StaticLibrary") f.Add("-fPIC");

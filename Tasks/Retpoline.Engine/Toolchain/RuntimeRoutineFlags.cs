@@ -12,7 +12,8 @@ public static class RuntimeRoutineFlags
     public const string Source = "retpoline_runtime.c";
 
     /// <param name="minimum">RetpolineRuntimeMinimum: Generic builds a routine that never runs (nothing could change).</param>
-    public static List<string> Compile(CompilerInfo c, NativeSettings s, Vendor minimum, string source, string obj)
+    /// <param name="depFile">Where the compiler lists the headers it read (the generated tables), for incremental builds.</param>
+    public static List<string> Compile(CompilerInfo c, NativeSettings s, Vendor minimum, string source, string obj, string? depFile = null)
     {
         var f = new List<string>(FlagSet.Mitigation(c, s with { RetpolineEnabled = true }))
         {
@@ -24,6 +25,7 @@ public static class RuntimeRoutineFlags
         f.Add($"-DRETPOLINE_RUNTIME_MINIMUM={(int)minimum}");
         if (s.OutputType == "Library") f.Add("-DRETPOLINE_RUNTIME_SHARED");
         foreach (var (from, to) in s.PathMaps) f.Add($"-ffile-prefix-map={from}={to}");
+        if (depFile is not null) f.AddRange(["-MMD", "-MF", depFile]);
         f.AddRange(["-c", source, "-o", obj]);
         return f;
     }
