@@ -108,4 +108,19 @@ public sealed class RuntimeVendorTests(ITestOutputHelper log) : SdkTest(log)
         var r = MustFail(p, "app.nativeproj");
         Assert.Contains("error RPL0208: RetpolineRuntimeMinimum must be Generic, Amd or None, not 'Weak'", r.Output);
     }
+
+    /// <summary>Runtime asked for, but the link lost the routine (here a target of the project's own removes it): RPL0214.</summary>
+    [Fact]
+    public void A_Runtime_output_without_the_routine_is_RPL0214()
+    {
+        var p = Sdk.NewProject("runtime-missing").Write("app.nativeproj", Sources.Project("Exe", """
+                <PropertyGroup><RetpolineVendor>Runtime</RetpolineVendor></PropertyGroup>
+                <Target Name="DropTheRoutine" AfterTargets="RetpolineCompileRuntimeRoutine">
+                  <ItemGroup><RetpolineRuntimeObject Remove="@(RetpolineRuntimeObject)" /></ItemGroup>
+                </Target>
+                """))
+            .Write("self.c", SelfC);
+        var r = MustFail(p, "app.nativeproj");
+        Assert.Contains("error RPL0214: RetpolineVendor=Runtime, but bin/Debug/app does not link the run-time routine", r.Output);
+    }
 }
