@@ -11,7 +11,8 @@
  *      one, /proc/self/environ): `generic` keeps Generic, and nothing there can choose a weaker form; when it is set,
  *      AT_SECURE (/proc/self/auxv) decides whether it counts: a setuid/setcap process ignores it;
  *   3. applies the `retpoline patch --vendor Host` rules (retpoline_runtime_tables.h, generated from the engine's
- *      table) to /sys/devices/system/cpu/vulnerabilities/spectre_v2 and /proc/cpuinfo, never going below the minimum;
+ *      table) to /sys/devices/system/cpu/vulnerabilities/spectre_v2 and, when that line alone does not decide,
+ *      /proc/cpuinfo, never going below the minimum;
  *   4. writes each thunk's new body through /proc/self/mem (the kernel serves it by copy-on-write, as for a debugger's
  *      breakpoint) after checking that the thunk holds exactly the Generic body linked in; a thunk that holds anything
  *      else is left alone. No page is ever made writable (no mprotect): where the write is refused, or anything else
@@ -386,24 +387,55 @@ static int rpl_holds(unsigned char rule, unsigned char value)
 	return rule == RPL_ANY || rule == value;
 }
 
-/* The host rules: the first row of the generated table whose every condition holds. */
-static const struct rpl_rule *rpl_decide(struct retpoline_runtime_record *r)
+/* The first row of the generated rule table whose every condition holds. */
+static const struct rpl_rule *rpl_match(const struct rpl_conditions *c)
+{
+	long rows = sizeof rpl_rules / sizeof rpl_rules[0];
+	for (long i = 0; i < rows; i++) {
+		const struct rpl_rule *rule = &rpl_rules[i];
+		if (rpl_holds(rule->spectre, c->spectre) && rpl_holds(rule->cpu_known, c->cpu_known) && rpl_holds(rule->spectre_bug, c->spectre_bug)
+			&& rpl_holds(rule->mechanism, c->mechanism) && rpl_holds(rule->addition, c->addition)
+			&& rpl_holds(rule->hardware_flag, c->hardware_flag) && rpl_holds(rule->amd_family, c->amd_family))
+			return rule;
+	}
+	return &rpl_rules[rows - 1];
+}
+
+/*
+ * The host rules. When the spectre_v2 line alone fixes the vendor — every rule the four CPU facts could still reach
+ * gives the same one (HostRules.SpectreLineDecides) — /proc/cpuinfo is not read at all: formatting a CPU's block is
+ * the routine's most expensive step. The reason is then that rule's, or RPL_SPECTRE_LINE_REASON when several agree.
+ */
+static void rpl_decide(struct retpoline_runtime_record *r, unsigned char *vendor, const char **reason)
 {
 	char buffer[RPL_CPUINFO_LIMIT];
 	struct rpl_conditions c = { RPL_SPECTRE_UNREADABLE, 0, 0, RPL_MECHANISM_OTHER, RPL_ADDITION_NOTHING, 0, 0 };
 	int complete;
 	long n = rpl_read_file(RPL_ROOT "/sys/devices/system/cpu/vulnerabilities/spectre_v2", buffer, sizeof buffer, &complete);
 	if (n >= 0 && complete) rpl_classify_spectre(buffer, n, &c, r);   /* sysfs text is at most a page */
-	rpl_read_cpu(RPL_ROOT "/proc/cpuinfo", buffer, sizeof buffer, &c);
-	long rows = sizeof rpl_rules / sizeof rpl_rules[0];
-	for (long i = 0; i < rows; i++) {
-		const struct rpl_rule *rule = &rpl_rules[i];
-		if (rpl_holds(rule->spectre, c.spectre) && rpl_holds(rule->cpu_known, c.cpu_known) && rpl_holds(rule->spectre_bug, c.spectre_bug)
-			&& rpl_holds(rule->mechanism, c.mechanism) && rpl_holds(rule->addition, c.addition)
-			&& rpl_holds(rule->hardware_flag, c.hardware_flag) && rpl_holds(rule->amd_family, c.amd_family))
-			return rule;
+
+	const struct rpl_rule *first = 0;
+	int same_vendor = 1, same_rule = 1;
+	for (int facts = 0; facts < 16; facts++) {
+		struct rpl_conditions any = c;
+		any.cpu_known = facts & 1;
+		any.spectre_bug = (facts >> 1) & 1;
+		any.hardware_flag = (facts >> 2) & 1;
+		any.amd_family = (facts >> 3) & 1;
+		const struct rpl_rule *rule = rpl_match(&any);
+		if (!first) first = rule;
+		same_vendor &= rule->vendor == first->vendor;
+		same_rule &= rule == first;
 	}
-	return &rpl_rules[rows - 1];
+	if (same_vendor) {
+		*vendor = first->vendor;
+		*reason = same_rule ? first->reason : RPL_SPECTRE_LINE_REASON;
+		return;
+	}
+	rpl_read_cpu(RPL_ROOT "/proc/cpuinfo", buffer, sizeof buffer, &c);
+	const struct rpl_rule *rule = rpl_match(&c);
+	*vendor = rule->vendor;
+	*reason = rule->reason;
 }
 
 /* ---- the write --------------------------------------------------------------------------------------------------- */
@@ -535,11 +567,15 @@ static void retpoline_runtime_start(int argc, char **argv, char **envp)
 		}
 	}
 
-	const struct rpl_rule *rule = rpl_decide(r);
-	r->host = rule->vendor;
-	rpl_copy(r->reason, sizeof r->reason, rule->reason, sizeof rule->reason);
-	unsigned char vendor = rule->vendor < minimum ? rule->vendor : minimum;
-	rpl_decided(r, vendor == rule->vendor ? "host" : "minimum");
+	unsigned char host;
+	const char *reason;
+	rpl_decide(r, &host, &reason);
+	r->host = host;
+	long reason_length = 0;
+	while (reason_length < (long)sizeof r->reason && reason[reason_length]) reason_length++;
+	rpl_copy(r->reason, sizeof r->reason, reason, reason_length);
+	unsigned char vendor = host < minimum ? host : minimum;
+	rpl_decided(r, vendor == host ? "host" : "minimum");
 	if (vendor == RPL_VENDOR_GENERIC) return;
 	rpl_patch(r, vendor);
 	if (r->chosen != vendor) rpl_decided(r, r->error == RPL_ENOENT ? "no-proc" : "write-refused");

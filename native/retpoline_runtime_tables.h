@@ -39,6 +39,8 @@
 #define RPL_FIELD_SEPARATORS ";,"
 #define RPL_ADDITION_SEPARATOR " + "
 #define RPL_SPECTRE_BUG_WORD "spectre_v2"
+/* The reason when the spectre_v2 line alone decides and several rules agree (HostRules.SpectreLineDecides). */
+#define RPL_SPECTRE_LINE_REASON "spectre-line"
 /* How much of /proc/cpuinfo is read: a first processor block that does not end within it is not trusted. */
 #define RPL_CPUINFO_LIMIT 16384
 

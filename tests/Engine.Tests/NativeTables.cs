@@ -57,6 +57,8 @@ public static class NativeTables
         h.Append($"#define RPL_FIELD_SEPARATORS {C(HostRules.FieldSeparators)}\n");
         h.Append($"#define RPL_ADDITION_SEPARATOR {C(HostRules.AdditionSeparator)}\n");
         h.Append($"#define RPL_SPECTRE_BUG_WORD {C(HostRules.SpectreBugWord)}\n");
+        h.Append($"/* The reason when the spectre_v2 line alone decides and several rules agree (HostRules.SpectreLineDecides). */\n");
+        h.Append($"#define RPL_SPECTRE_LINE_REASON {C(HostRules.SpectreLineReason, 24)}\n");
         h.Append($"/* How much of /proc/cpuinfo is read: a first processor block that does not end within it is not trusted. */\n");
         h.Append($"#define RPL_CPUINFO_LIMIT {HostFacts.CpuInfoLimit}\n");
         h.Append("\nstruct rpl_name { char text[32]; unsigned char value; };\n");

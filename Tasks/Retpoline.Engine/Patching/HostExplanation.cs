@@ -42,6 +42,7 @@ public static class HostExplanation
         "retpoline-amd" => "the kernel uses the generic retpoline, as current kernels do by default on AMD parts (\"x86/speculation: Use generic retpoline by default on AMD\", Linux 5.17)",
         "retpoline" => "the kernel uses the generic retpoline on this CPU",
         "ibrs-entry-only" => "the kernel sets IBRS on kernel entry only (legacy IBRS protects the kernel, not one user process from another); user code keeps the full retpoline",
+        HostRules.SpectreLineReason => $"the kernel's spectre_v2 line (mechanism \"{mechanism ?? "…"}\") decides it whatever /proc/cpuinfo says (every rule it leaves open agrees), so the run-time routine did not read that file",
         "unknown-mechanism" => $"the kernel mechanism \"{mechanism ?? "…"}\" is not one this tool knows; unsure, so the full retpoline stays",
         _ => $"reason '{reason}' (not one this version of the tool knows)",
     };

@@ -144,6 +144,31 @@ public static class HostRules
         throw new InvalidOperationException("the last host rule matches everything");
     }
 
+    /// <summary>
+    /// True when the spectre_v2 line alone fixes the vendor: every rule the four CPU facts (known, bug, flag, AMD)
+    /// could still reach gives the same one. The run-time routine then never reads /proc/cpuinfo (formatting a CPU's
+    /// block is its most expensive step); its reason is that rule's, or <see cref="SpectreLineReason"/> when several
+    /// rules agree.
+    /// </summary>
+    public static bool SpectreLineDecides(in HostConditions c, out Vendor vendor, out string reason)
+    {
+        HostRule? first = null;
+        bool sameVendor = true, sameRule = true;
+        for (int facts = 0; facts < 16; facts++)
+        {
+            var rule = Match(c with { CpuKnown = (facts & 1) != 0, SpectreBug = (facts & 2) != 0, HardwareFlag = (facts & 4) != 0, AmdFamily = (facts & 8) != 0 });
+            first ??= rule;
+            sameVendor &= rule.Vendor == first.Vendor;
+            sameRule &= ReferenceEquals(rule, first);
+        }
+        vendor = first!.Vendor;
+        reason = sameRule ? first.Reason : SpectreLineReason;
+        return sameVendor;
+    }
+
+    /// <summary>The run-time routine's reason when several rules agree on the vendor from the spectre_v2 line alone.</summary>
+    public const string SpectreLineReason = "spectre-line";
+
     static T Lookup<T>(IReadOnlyList<(string Text, T Value)> names, string text, T otherwise)
     {
         foreach (var (name, value) in names)
