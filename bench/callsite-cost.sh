@@ -4,6 +4,8 @@
 #   Generic/thunk   full retpoline in the thunk (the default)
 #   None/thunk      thunk patched to `jmp *%reg`
 #   None/inline     each call site rewritten to `call *%reg` (RetpolineCallSites=Inline)
+#   Runtime         Generic on disk, patched in memory at start (RetpolineVendor=Runtime, RetpolineRuntimeMinimum=None):
+#                   must cost what the vendor `patch --vendor Host --minimum None` picks on this machine costs
 #   plain           RetpolineEnabled=false: no mitigation at all (the baseline)
 # and prints ns per indirect call and the ratio to plain. See bench/README.md.
 #
@@ -71,8 +73,9 @@ declare -A props=(
   [generic-thunk]="-p:RetpolineVendor=Generic -p:RetpolineCallSites=Thunk"
   [none-thunk]="-p:RetpolineVendor=None -p:RetpolineCallSites=Thunk"
   [none-inline]="-p:RetpolineVendor=None -p:RetpolineCallSites=Inline"
+  [runtime]="-p:RetpolineVendor=Runtime -p:RetpolineRuntimeMinimum=None"
 )
-order=(plain generic-thunk none-thunk none-inline)
+order=(plain generic-thunk none-thunk none-inline runtime)
 cd "$proj"
 for v in "${order[@]}"; do
   rm -rf bin obj/Release
@@ -92,6 +95,10 @@ done
 echo
 echo "interpreter: ${millions}M indirect calls, best of $runs, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "kernel says: $(cat /sys/devices/system/cpu/vulnerabilities/spectre_v2 2>/dev/null || echo unknown)"
+# What Runtime (minimum None) chooses here, in the tool's words: its row must match that vendor's thunk row.
+host=$(dotnet run --project "$repo/Tool/Retpoline.Tool.csproj" -c Release --artifacts-path "$work/tool" -- status --minimum None 2>/dev/null \
+  | sed -n 's/^a Runtime module here chooses \([A-Za-z]*\) with minimum None.*/\1/p')
+echo "Runtime here (minimum None) chooses: ${host:-unknown} -> compare with ${host:+$(echo "$host" | tr 'A-Z' 'a-z')-thunk}"
 printf '%-16s %12s %10s\n' "build" "ns/call" "vs plain"
 for v in "${order[@]}"; do
   printf '%-16s %12s %9sx\n' "$v" "${best[$v]}" "$(awk -v a="${best[$v]}" -v b="${best[plain]}" 'BEGIN { printf "%.2f", a / b }')"
