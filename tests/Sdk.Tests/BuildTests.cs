@@ -62,7 +62,7 @@ public sealed class ExecutableTests(ITestOutputHelper log) : SdkTest(log)
     [InlineData("Release", "None", Sources.NoneR11)]
     public void Clang_C_executable_calls_the_r11_thunk_patched_for_the_vendor(string configuration, string vendor, string r11Bytes)
     {
-        Assert.True(Native.HasClang, "clang-14 is required (apt-get install clang-14)");
+        Retpoline.Tests.Preconditions.Require("clang-14");
         var p = Sdk.NewProject("clang-" + vendor).Write("app.nativeproj", Sources.Project("Exe",
                 $"<PropertyGroup><CC>clang-14</CC><CXX>clang++-14</CXX><RetpolineVendor>{vendor}</RetpolineVendor></PropertyGroup>"))
             .Write("dispatch.c", Sources.DispatchC);
@@ -79,7 +79,7 @@ public sealed class ExecutableTests(ITestOutputHelper log) : SdkTest(log)
     [Fact]
     public void Cxx_executable_with_clang_builds_verifies_and_runs()
     {
-        Assert.True(Native.HasClang, "clang-14 is required (apt-get install clang-14)");
+        Retpoline.Tests.Preconditions.Require("clang-14");
         var p = Sdk.NewProject("cxx-clang").Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><CC>clang-14</CC><CXX>clang++-14</CXX></PropertyGroup>"))
             .Write("shapes.cpp", Sources.VirtualCpp);
         var r = MustBuild(p, "app.nativeproj", "-c", "Release", "-v:n");
@@ -128,7 +128,7 @@ public sealed class ExecutableTests(ITestOutputHelper log) : SdkTest(log)
     {
         // `CC="ccache gcc"` is how make users put a compiler cache in CI; it must work here too, split into an
         // argument list (no shell), with the same flags and the same verified output.
-        Assert.True(Retpoline.Tests.NativeToolchain.Which("ccache") is not null, "ccache is not installed (apt-get install ccache; .ci/run installs it)");
+        Retpoline.Tests.Preconditions.Require("ccache");
         var env = new Dictionary<string, string?> { ["CC"] = "ccache gcc", ["CCACHE_DIR"] = Directory.CreateTempSubdirectory("retpoline-ccache-").FullName };
         var p = Sdk.NewProject("ccache").Write("app.nativeproj", Sources.Project("Exe")).Write("dispatch.c", Sources.DispatchC);
         ProcessOutcome Run(params string[] args) => Must(Dotnet.Run(p.Directory, args, Sdk.Packages, env), "dotnet " + string.Join(' ', args));

@@ -89,7 +89,7 @@ public sealed class EdgeBuildTests(ITestOutputHelper log)
     {
         // clang-14 only warns "argument unused during compilation: '-mharden-sls=all'" on x86 (SLS hardening for x86
         // came in Clang 15); the probe compiles with -Werror, so the build stops before compiling anything.
-        Assert.True(Native.HasClang, "clang-14 is required (apt-get install clang-14)");
+        Retpoline.Tests.Preconditions.Require("clang-14");
         var p = Sdk.NewProject("sls-clang14")
             .Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><CC>clang-14</CC><CXX>clang++-14</CXX><RetpolineHardenSls>true</RetpolineHardenSls></PropertyGroup>"))
             .Write("dispatch.c", Sources.DispatchC);

@@ -46,6 +46,4 @@ public static class Native
     /// <summary>Link commands the build printed at -v:n.</summary>
     public static int LinkInvocations(string log)
         => Regex.Matches(log, @"^\s*(\S*/)?(gcc|g\+\+|clang(\+\+)?(-\d+)?|cc|c\+\+) (?!.* -c ).*-Wl,-z,now", RegexOptions.Multiline).Count;
-
-    public static bool HasClang => NativeToolchain.Which("clang-14") is not null;
 }

@@ -58,23 +58,29 @@ public static class NativeToolchain
     /// <summary>native/retpoline_thunks.S: the thunks the package links into every binary.</summary>
     public static string ThunksSource => RequireFile(Path.Combine(RepoRoot, "native", "retpoline_thunks.S"));
 
-    // The tools, each with the Debian 12 package that installs it.
-    public static string Gcc => Require("gcc", "gcc");
-    public static string Gxx => Require("g++", "g++");
-    public static string Clang => Require("clang-14", "clang-14");
-    public static string Clangxx => Require("clang++-14", "clang-14");
-    /// <summary>lld 14. Link with it through <c>clang-14 -fuse-ld=lld</c>; this property only proves it is installed.</summary>
-    public static string Lld => Require("ld.lld-14", "lld-14");
-    public static string Objdump => Require("objdump", "binutils");
-    public static string Nm => Require("nm", "binutils");
-    public static string Strip => Require("strip", "binutils");
-    public static string Objcopy => Require("objcopy", "binutils");
-    public static string Readelf => Require("readelf", "binutils");
+    // The tools; tests/tools.txt names the Debian 12 package of each (Preconditions says it when one is missing).
+    public static string Gcc => Preconditions.Locate("gcc");
+    public static string Gxx => Preconditions.Locate("g++");
+    public static string Clang => Preconditions.Locate("clang-14");
+    public static string Clangxx => Preconditions.Locate("clang++-14");
+    /// <summary>lld 14. Link with it through <c>clang-14 -fuse-ld=lld</c> (<see cref="Run(string, IEnumerable{string}, string?, IReadOnlyDictionary{string, string?}?, TimeSpan?)"/> checks it is installed first).</summary>
+    public static string Lld => Preconditions.Locate("ld.lld-14");
+    public static string Objdump => Preconditions.Locate("objdump");
+    public static string Nm => Preconditions.Locate("nm");
+    public static string Strip => Preconditions.Locate("strip");
+    public static string Objcopy => Preconditions.Locate("objcopy");
+    public static string Readelf => Preconditions.Locate("readelf");
 
-    /// <summary>The full path of <paramref name="tool"/> on PATH, or a failure that names the apt package to install.</summary>
+    /// <summary>
+    /// The full path of <paramref name="tool"/>, or a failure with the install line: the package from tests/tools.txt
+    /// when the tool is listed there, else <paramref name="aptPackage"/>.
+    /// </summary>
     public static string Require(string tool, string aptPackage)
-        => Which(tool) ?? throw new NativeToolchainException(
-            $"'{tool}' was not found on PATH ({Environment.GetEnvironmentVariable("PATH")}); the engine tests compile their fixtures with it: apt-get install {aptPackage}");
+    {
+        if (Preconditions.Packages.Any(p => p.Provides.Contains(tool))) return Preconditions.Locate(tool);
+        return Which(tool) ?? throw new NativeToolchainException(
+            $"this test needs {tool}, which is not installed: apt-get install -y --no-install-recommends {aptPackage} (PATH={Environment.GetEnvironmentVariable("PATH")})");
+    }
 
     /// <summary>The full path of an executable on PATH, or null.</summary>
     public static string? Which(string tool)
@@ -132,6 +138,7 @@ public static class NativeToolchain
     static ProcessResult Start(string file, IEnumerable<string> args, string? workingDirectory,
         IReadOnlyDictionary<string, string?>? environment, TimeSpan? timeout, Action<string>? onLine)
     {
+        CheckInstalled(file, args);
         var psi = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
@@ -185,6 +192,18 @@ public static class NativeToolchain
         lock (stdout) o = stdout.ToString();
         lock (stderr) e2 = stderr.ToString();
         return new ProcessResult(commandLine, process.ExitCode, o, e2, watch.Elapsed);
+    }
+
+    /// <summary>
+    /// A tool tests/tools.txt lists fails here, before it is started, with its install line: a bare program name that
+    /// is not installed, or a link through lld (`-fuse-ld=lld`) without ld.lld-14, which would otherwise fail as a
+    /// linker error deep in a fixture build.
+    /// </summary>
+    static void CheckInstalled(string file, IEnumerable<string> args)
+    {
+        if (!file.Contains('/') && Which(file) is null && Preconditions.Packages.Any(p => p.Provides.Contains(file)))
+            Preconditions.Require(file);
+        if (args.Contains("-fuse-ld=lld")) Preconditions.Require("ld.lld-14");
     }
 
     /// <summary>A command line for messages, each argument quoted the way a POSIX shell would need it.</summary>
