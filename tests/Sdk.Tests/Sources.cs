@@ -70,8 +70,8 @@ public static class Sources
     public const string BrokenC = "int main(void)\n{\n    return undefined_thing;\n}\n";
     public const string WarnWithNoteC = "void take(int *p);\nvoid call_it(void) { take(5); }\n";
 
-    /// <summary>Calls a function nothing defines: a linker error at line 2.</summary>
-    public const string UndefinedReferenceC = "extern int missing_function(void);\nint main(void) { return missing_function(); }\n";
+    /// <summary>Calls functions nothing defines: linker errors at lines 3 and 4 (one function, two references).</summary>
+    public const string UndefinedReferenceC = "extern int missing_function(void);\nextern int other_missing(void);\nint main(void) { int a = missing_function();\n  return a + other_missing(); }\n";
 
     // Thunk bodies for %rax (DESIGN.md §3), 17 bytes each.
     public const string GenericRax = "e807000000f3900faee8ebf948890424c3";

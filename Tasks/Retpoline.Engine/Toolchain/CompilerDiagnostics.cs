@@ -9,8 +9,9 @@ public sealed record CompilerDiagnostic(Severity Severity, string? File, int Lin
 /// Parses GCC/Clang/ld output ourselves rather than with MSBuild's canonical-error regex, which invents `G<hash>`
 /// codes for GCC lines and misses `fatal error:`, notes and linker errors. Recognised:
 /// `file:line:col: error|warning|fatal error|note: text [-Wflag]`, `file:line: …`, `cc1: error: …`,
-/// `file.o:(.text+0x1f): undefined reference to 'x'` (with the `in function 'f':` line before it folded in),
-/// `/usr/bin/ld: …`, `collect2: error: …`. GCC's -mindirect-branch/-fcf-protection clash gets its own code (RPL0210).
+/// the linker's located messages (<see cref="LinkerMessages"/>: every GNU ld and lld reference at its own file and
+/// line, the function it is in folded in), `/usr/bin/ld: …`, `collect2: error: …`. GCC's -mindirect-branch /
+/// -fcf-protection clash gets its own code (RPL0210).
 /// The code is `GCC`/`CLANG` for compiler lines (the -W flag stays in the text) and `LD` for linker lines.
 /// </summary>
 public static partial class CompilerDiagnostics
@@ -20,14 +21,6 @@ public static partial class CompilerDiagnostics
 
     [GeneratedRegex(@"^(?<tool>cc1plus|cc1|cc1as|clang(?:\+\+)?(?:-\d+)?|gcc|g\+\+|collect2|ld(?:\.\w+)?(?:-\d+)?|/usr/bin/ld(?:\.\w+)?(?:-\d+)?|[^\s:]*ld\.lld(?:-\d+)?):\s*(?<kind>fatal error|error|warning|note)?:?\s*(?<text>.*)$")]
     private static partial Regex Tool();
-
-    // `b.c:2: undefined reference to 'f'`, `x.o:(.text+0xb): …`, or just `(.text+0x17): …` after an `in function` line.
-    [GeneratedRegex(@"^(?:(?<file>[^:\n]+?):)?(?:\((?<sect>[^)]*)\)|(?<line>\d+)):\s*(?<text>(?:undefined reference|multiple definition|relocation).*)$")]
-    private static partial Regex LinkerLocated();
-
-    // `/usr/bin/ld: obj/b.c.o: in function 'g':`: the context of the linker error on the next line.
-    [GeneratedRegex(@"^(?:[^\s:]*ld(?:\.\w+)?(?:-\d+)?:\s*)?(?<obj>[^:\n]+?): in function [`'\u2018](?<fn>[^'\u2019]+)['\u2019]:$")]
-    private static partial Regex LinkerContext();
 
     /// <summary>
     /// GCC's text when `-mindirect-branch=thunk|thunk-inline` or `-mfunction-return=thunk|thunk-inline` meets
@@ -46,18 +39,13 @@ public static partial class CompilerDiagnostics
     {
         string code = family == CompilerFamily.Clang ? "CLANG" : "GCC";
         var list = new List<CompilerDiagnostic>();
-        string? contextObject = null, contextFunction = null;
+        var linker = new LinkerMessages();
         foreach (var raw in output.Split('\n'))
         {
             string line = raw.TrimEnd('\r');
             if (line.Length == 0) continue;
+            if (linker.TryConsume(line, list)) continue;
             Match m;
-            if ((m = LinkerContext().Match(line)).Success)
-            {
-                contextObject = m.Groups["obj"].Value;
-                contextFunction = m.Groups["fn"].Value;
-                continue;
-            }
             if ((m = Located().Match(line)).Success)
             {
                 string kind = m.Groups["kind"].Value, text = m.Groups["text"].Value;
@@ -70,7 +58,7 @@ public static partial class CompilerDiagnostics
                 }
                 if (CfProtectionConflict().Match(text) is { Success: true } conflict)
                 {
-                    // RPL0210 (issue 6): one coded error per compile and per message, at the first function, naming the
+                    // RPL0210: one coded error per compile and per message, at the first function, naming the
                     // fix; the repeats for every later function (a screenful at -O2) add nothing.
                     if (!list.Any(d => d.Code == ToolchainCodes.CfProtectionConflict && d.Message.StartsWith(text, StringComparison.Ordinal)))
                         list.Add(new CompilerDiagnostic(Severity.Error, file, ln, col, ToolchainCodes.CfProtectionConflict, text + CfProtectionFix(conflict.Groups["flag"].Value)));
@@ -78,25 +66,17 @@ public static partial class CompilerDiagnostics
                 }
                 list.Add(new CompilerDiagnostic(kind == "warning" ? Severity.Warning : Severity.Error, file, ln, col, code, text));
             }
-            else if ((m = LinkerLocated().Match(line)).Success)
-            {
-                int ln = m.Groups["line"].Success ? int.Parse(m.Groups["line"].Value) : 0;
-                string? file = m.Groups["file"].Success && m.Groups["file"].Value != "<stdin>" ? m.Groups["file"].Value : contextObject;
-                string text = m.Groups["text"].Value;
-                if (contextFunction is not null) text += $" (in function '{contextFunction}'{(contextObject is not null && file != contextObject ? $" of {contextObject}" : "")})";
-                list.Add(new CompilerDiagnostic(Severity.Error, file, ln, 0, "LD", text));
-            }
             else if ((m = Tool().Match(line)).Success)
             {
                 string tool = m.Groups["tool"].Value, kind = m.Groups["kind"].Value, text = m.Groups["text"].Value;
                 if (text.Length == 0 || text.EndsWith("in function", StringComparison.Ordinal) || text.Contains(": in function `", StringComparison.Ordinal)) continue; // context for the next line
                 // collect2's "ld returned 1" and clang's "linker command failed" summarise the linker's own errors.
                 bool summary = tool == "collect2" || text.StartsWith("linker command failed", StringComparison.Ordinal);
-                bool linker = summary || tool.Contains("ld", StringComparison.Ordinal);
+                bool fromLinker = summary || tool.Contains("ld", StringComparison.Ordinal);
                 if (kind == "note") { if (list.Count > 0) list[^1] = list[^1] with { Message = $"{list[^1].Message} (note: {text})" }; continue; }
                 var severity = kind == "warning" ? Severity.Warning : Severity.Error;
                 if (summary && list.Any(d => d.Severity == Severity.Error)) continue; // repeats what was said
-                list.Add(new CompilerDiagnostic(severity, null, 0, 0, linker ? "LD" : code, text));
+                list.Add(new CompilerDiagnostic(severity, null, 0, 0, fromLinker ? "LD" : code, text));
             }
         }
         return list;
