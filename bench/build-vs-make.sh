@@ -9,7 +9,7 @@
 #
 # Usage: bench/build-vs-make.sh [FILES [RUNS]]   (FILES >= 50, default 60; RUNS default 3)
 # Env:   FUNCS=8 (dispatch-table/switch function groups per file: how much each file gives the compiler to do)
-#        RUNS=3  CC=gcc  JOBS=2  RETPOLINE_FEED=dir-with-Retpoline.Sdk.1.0.0.nupkg (default: pack the repo into a temp dir)
+#        RUNS=3  CC=gcc  JOBS=2  RETPOLINE_FEED=dir-with-Retpoline.Sdk.version (default: pack the repo into a temp dir)
 #        KEEP=1 keeps the work directory.  FLOOR=0 skips the floor of patch+verify (bench/VerifyFloor) at the end.
 set -euo pipefail
 
@@ -36,7 +36,9 @@ else
   echo "packing the SDK into $FEED ..."
   dotnet pack "$REPO/Tasks/Retpoline.Tasks/Retpoline.Tasks.csproj" -c Release -o "$FEED" --artifacts-path "$WORK/art" -v:q -nologo >/dev/null
 fi
-[[ -f $FEED/Retpoline.Sdk.1.0.0.nupkg ]] || { echo "no Retpoline.Sdk.1.0.0.nupkg in $FEED" >&2; exit 2; }
+# A development pack is named for its content; the version is written beside it.
+[[ -f $FEED/Retpoline.Sdk.version ]] || { echo "no Retpoline.Sdk.version in $FEED (pack it with dotnet pack -o)" >&2; exit 2; }
+VERSION=$(<"$FEED/Retpoline.Sdk.version")
 
 # --- the project: FILES C files, each with FUNCS groups of a dispatch table, a switch and a loop, plus main.c ---------
 P="$WORK/proj"
@@ -100,7 +102,7 @@ echo "#endif" >> "$P/src/common.h"
 } > "$P/src/main.c"
 
 cat > "$P/bench.nativeproj" <<EOF
-<Project Sdk="Retpoline.Sdk/1.0.0">
+<Project Sdk="Retpoline.Sdk/$VERSION">
   <PropertyGroup>
     <OutputType>Exe</OutputType>
     <CC>$CC</CC>
@@ -118,7 +120,7 @@ EOF
 # flag is the compiler family's own, as the SDK picks it (GCC: thunk-extern + register; Clang: external thunk).
 if "$CC" -v 2>&1 | grep -q 'clang version'; then MITIGATION="-mretpoline-external-thunk"
 else MITIGATION="-mindirect-branch=thunk-extern -mindirect-branch-register"; fi
-THUNKS="$WORK/packages/retpoline.sdk/1.0.0/native/retpoline_thunks.S"
+THUNKS="$WORK/packages/retpoline.sdk/$VERSION/native/retpoline_thunks.S"
 cat > "$P/Makefile" <<EOF
 CC := $CC
 CFLAGS := $MITIGATION -fno-plt -O2 -g -ffile-prefix-map=$P=. -I$(dirname "$THUNKS")

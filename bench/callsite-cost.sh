@@ -21,6 +21,7 @@ trap 'rm -rf "$work"' EXIT
 echo "packing the SDK ..." >&2
 dotnet pack "$repo/Tasks/Retpoline.Tasks/Retpoline.Tasks.csproj" -c Release -o "$work/feed" -nologo -v quiet >"$work/pack.log" 2>&1 \
   || { cat "$work/pack.log" >&2; exit 2; }
+version=$(<"$work/feed/Retpoline.Sdk.version") # a development pack is named for its content
 
 proj="$work/interp"
 mkdir -p "$proj"
@@ -53,8 +54,8 @@ int main(int argc, char **argv) {
   return 0;
 }
 C
-cat >"$proj/interp.nativeproj" <<'P'
-<Project Sdk="Retpoline.Sdk/1.0.0">
+cat >"$proj/interp.nativeproj" <<P
+<Project Sdk="Retpoline.Sdk/$version">
   <PropertyGroup>
     <OutputType>Exe</OutputType>
     <Configuration>Release</Configuration>

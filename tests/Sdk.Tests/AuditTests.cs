@@ -35,7 +35,7 @@ public sealed class AuditTests(ITestOutputHelper log)
                 <Project Sdk="Microsoft.NET.Sdk">
                   <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework></PropertyGroup>
                   <ItemGroup>
-                    <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+                    <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
                     <ProjectReference Include="../native/mathx.nativeproj" />
                   </ItemGroup>
                 </Project>

@@ -27,7 +27,7 @@ public sealed class DeterminismTests(ITestOutputHelper log) : SdkTest(log)
             .Write("Directory.Build.props", """
                 <Project>
                   <ItemGroup Condition="'$(MSBuildProjectExtension)' != '.nativeproj'">
-                    <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+                    <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
                   </ItemGroup>
                 </Project>
                 """)

@@ -10,7 +10,7 @@ namespace Retpoline.Sdk.Tests;
 /// </summary>
 public sealed class OutputPolicyTests(ITestOutputHelper log) : SdkTest(log)
 {
-    static string LibraryProject(string items) => Sources.CSharpProject("""<PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />""" + items);
+    static string LibraryProject(string items) => Sources.CSharpProject("""<PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />""" + items);
 
     static string Finding(string severity, string file) =>
         $@"(?m)^\s*(?:\d+>)?{Regex.Escape(file)} ?: {severity} RPL0001: indirect jump 'jmp qword ptr \[rdx\+rax\*8\]' at 0x[0-9a-f]+ in function 'vendor_apply\+0x[0-9a-f]+' is not routed through a retpoline thunk";

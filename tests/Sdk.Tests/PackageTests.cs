@@ -29,7 +29,8 @@ public sealed class PackageTests
         var nuspec = XDocument.Load(zip.Entries.Single(e => e.FullName == "Retpoline.Sdk.nuspec").Open());
         Assert.DoesNotContain(nuspec.Descendants(), e => e.Name.LocalName is "dependencies" or "dependency");
         Assert.Contains(nuspec.Descendants().Where(e => e.Name.LocalName == "packageType"), e => (string?)e.Attribute("name") == "MSBuildSdk");
-        Assert.Equal("1.0.0", nuspec.Descendants().Single(e => e.Name.LocalName == "version").Value);
+        Assert.Equal(SdkPackage.Instance.Version, nuspec.Descendants().Single(e => e.Name.LocalName == "version").Value);
+        Assert.Matches(@"^1\.0\.0-dev\.[0-9a-f]{12}$", SdkPackage.Instance.Version);
     }
 
     /// <summary>

@@ -67,7 +67,7 @@ public sealed class SolutionPolicyTests(ITestOutputHelper log) : SdkTest(log)
         var p = Solution("dbp-solution", mitigated: false).Write("Directory.Build.props", """
             <Project>
               <ItemGroup Condition="'$(MSBuildProjectExtension)' != '.nativeproj'">
-                <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+                <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
               </ItemGroup>
             </Project>
             """);
@@ -81,7 +81,7 @@ public sealed class SolutionPolicyTests(ITestOutputHelper log) : SdkTest(log)
             <Project>
               <PropertyGroup><ManagePackageVersionsCentrally>true</ManagePackageVersionsCentrally></PropertyGroup>
               <ItemGroup>
-                <GlobalPackageReference Include="Retpoline.Sdk" Version="1.0.0" />
+                <GlobalPackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" />
               </ItemGroup>
             </Project>
             """);

@@ -93,7 +93,7 @@ public sealed class SolutionTests(ITestOutputHelper log) : SdkTest(log)
     [Fact]
     public void Output_policy_verifies_project_reference_libraries_once_and_on_publish()
     {
-        var p = PInvokeSolution("policy-cache", "<PackageReference Include=\"Retpoline.Sdk\" Version=\"1.0.0\" PrivateAssets=\"all\" />");
+        var p = PInvokeSolution("policy-cache", "<PackageReference Include=\"Retpoline.Sdk\" Version=\"$(RetpolineSdkVersion)\" PrivateAssets=\"all\" />");
         var first = Must(p.Build("app/app.csproj", "-v:n"), "dotnet build");
         Assert.Contains("Retpoline: output policy: 1 ELF file(s) pass (1 verified now, 0 unchanged since verified)", first.Output);
         Assert.Equal("mathx=42", p.RunProgram("app/bin/Debug/net10.0/app").Output.Trim());
@@ -107,7 +107,7 @@ public sealed class SolutionTests(ITestOutputHelper log) : SdkTest(log)
     }
 
     static string PolicyApp(string extra) => ConsoleProject($"""
-        <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+        <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
             <None Include="lib/libvendor.so" CopyToOutputDirectory="PreserveNewest" Link="libvendor.so" />
             {extra}
         """);
@@ -153,7 +153,7 @@ public sealed class SolutionTests(ITestOutputHelper log) : SdkTest(log)
             """);
         Must(p.Dotnet("pack", "vendorpkg/vendorpkg.csproj", "-o", Sdk.Feed, "-nologo"), "dotnet pack of the vendor package");
         p.Write("app/app.csproj", ConsoleProject($"""
-            <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+            <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
                 <PackageReference Include="{id}" Version="1.0.0" />
             """)).Write("app/Program.cs", "System.Console.WriteLine(\"hi\");\n");
 

@@ -58,7 +58,7 @@ public static class Sources
         """;
 
     public static string Project(string outputType, string extra = "") => $"""
-        <Project Sdk="Retpoline.Sdk/1.0.0">
+        <Project Sdk="Retpoline.Sdk">
           <PropertyGroup>
             <OutputType>{outputType}</OutputType>
           </PropertyGroup>
