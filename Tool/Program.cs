@@ -25,6 +25,7 @@ public static class Program
             {
                 "verify" => VerifyCommand.Run(new Arguments(rest, VerifyCommand.Flags, VerifyCommand.Options), stdout, stderr),
                 "patch" => PatchCommand.Run(new Arguments(rest, PatchCommand.Flags, PatchCommand.Options), stdout, stderr),
+                "audit" when AuditDelegation.Needed => AuditDelegation.Run(args, stdout, stderr),
                 "audit" => AuditCommand.Run(new Arguments(rest, AuditCommand.Flags, AuditCommand.Options), stdout, stderr),
                 "status" => StatusCommand.Run(new Arguments(rest, StatusCommand.Flags, StatusCommand.Options), stdout, stderr),
                 _ => throw new UsageException($"unknown command '{args[0]}' (expected verify, patch, audit or status; see retpoline --help)"),
