@@ -20,6 +20,7 @@ trap 'rm -rf "$work"' EXIT
 echo "packing the SDK ..." >&2
 dotnet pack "$repo/Tasks/Retpoline.Tasks/Retpoline.Tasks.csproj" -c Release -o "$work/feed" -nologo -v quiet \
   --artifacts-path "$work/artifacts" >"$work/pack.log" 2>&1 || { cat "$work/pack.log" >&2; exit 2; }
+version=$(<"$work/feed/Retpoline.Sdk.version") # a development pack is named for its content
 
 proj="$work/app"
 mkdir -p "$proj"
@@ -29,8 +30,8 @@ static int twice(int x) { return 2 * x; }
 op_fn volatile op = twice;
 int main(void) { return op(21) == 42 ? 0 : 1; }
 C
-cat >"$proj/app.nativeproj" <<'P'
-<Project Sdk="Retpoline.Sdk/1.0.0">
+cat >"$proj/app.nativeproj" <<P
+<Project Sdk="Retpoline.Sdk/$version">
   <PropertyGroup>
     <OutputType>Exe</OutputType>
     <Configuration>Release</Configuration>
