@@ -27,8 +27,8 @@ public sealed class VersioningTests(ITestOutputHelper log) : SdkTest(log)
         string Pack(string feed)
         {
             // The run's own artifacts folder: the task assemblies are built already, so a re-pack is quick.
-            Must(Dotnet.Run(SdkPackage.RepoRoot, ["pack", Path.Combine(SdkPackage.RepoRoot, "Tasks", "Retpoline.Tasks", "Retpoline.Tasks.csproj"), "-c", "Release",
-                "-o", feed, "--artifacts-path", Path.Combine(Sdk.Root, "artifacts"), "-p:NuspecBasePath=" + content + "/", "-v:q", "-nologo"], Sdk.Packages), "dotnet pack");
+            Must(Dotnet.Exec("dotnet", SdkPackage.RepoRoot, ["pack", Path.Combine(SdkPackage.RepoRoot, "Tasks", "Retpoline.Tasks", "Retpoline.Tasks.csproj"), "-c", "Release",
+                "-o", feed, "--artifacts-path", Path.Combine(Sdk.Root, "artifacts"), "-p:NuspecBasePath=" + content + "/", "-v:q", "-nologo"], Sdk.Packages, timeout: TimeSpan.FromMinutes(20)), "dotnet pack");
             return File.ReadAllText(Path.Combine(feed, "Retpoline.Sdk.version")).Trim();
         }
 
