@@ -47,7 +47,7 @@ static class Usage
           --configuration C evaluate with Configuration=C (default Debug)
 
         Exit codes: 0 clean, 1 findings (any error), 2 unusable input or usage.
-        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0109 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
+        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0115 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
 
         """;
 }
