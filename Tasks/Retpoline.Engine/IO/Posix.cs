@@ -29,8 +29,6 @@ public static class Posix
     public const int W_OK = 2;
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EACCES = 13, EEXIST = 17, EXDEV = 18, ENOTDIR = 20, EISDIR = 21,
         EINVAL = 22, ENOSPC = 28, EROFS = 30, ERANGE = 34, ENAMETOOLONG = 36, ENODATA = 61, ELOOP = 40, EOPNOTSUPP = 95, EDQUOT = 122;
-    /// <summary>statfs f_type of /proc and /sys: files there report size 0 whatever they hold.</summary>
-    const long PROC_SUPER_MAGIC = 0x9fa0, SYSFS_MAGIC = 0x62656572;
     const uint STATX_BASIC_STATS = 0x7ff;
     const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000, S_IFLNK = 0xA000, S_IFREG = 0x8000, S_IFBLK = 0x6000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFIFO = 0x1000;
 
@@ -75,11 +73,25 @@ public static class Posix
             BinaryPrimitives.ReadUInt64LittleEndian(s[32..]), mtime);
     }
 
-    /// <summary>True for a path on procfs or sysfs, whose files report size 0 and produce their contents on read.</summary>
-    public static bool IsProcOrSys(string path)
+    /// <summary>
+    /// "/proc", "/sys", "debugfs", … when the path is on one of the kernel's pseudo file systems, whose files are
+    /// generated on read (procfs reports size 0, sysfs 4096, whatever they hold); null for a real file system.
+    /// </summary>
+    public static string? PseudoFileSystem(string path)
     {
         var b = new byte[120];
-        return statfs(path, b) == 0 && BinaryPrimitives.ReadInt64LittleEndian(b) is PROC_SUPER_MAGIC or SYSFS_MAGIC;
+        if (statfs(path, b) != 0) return null;
+        return BinaryPrimitives.ReadInt64LittleEndian(b) switch
+        {
+            0x9fa0 => "/proc",
+            0x62656572 => "/sys",
+            0x64626720 => "debugfs",
+            0x74726163 => "tracefs",
+            0x73636673 => "securityfs",
+            0x27e0eb or 0x63677270 => "cgroup",
+            0x62656570 => "configfs",
+            _ => null,
+        };
     }
 
     /// <summary>open(2); the descriptor is owned by the returned handle. Null with <paramref name="errno"/> on failure.</summary>

@@ -33,11 +33,14 @@ public sealed class TempFile : IDisposable
     }
 
     /// <summary>Creates the file in <paramref name="directory"/> with <paramref name="mode"/> (before the umask).</summary>
+    /// <param name="useTmpfile">False forces the named fallback (tests: every file system here has O_TMPFILE).</param>
     /// <exception cref="IOException">The directory does not accept a new file (errno text in the message).</exception>
-    public static TempFile Create(string directory, uint mode)
+    public static TempFile Create(string directory, uint mode) => Create(directory, mode, useTmpfile: true);
+
+    internal static TempFile Create(string directory, uint mode, bool useTmpfile)
     {
         RemoveLeftovers(directory);
-        if (Directory.Exists("/proc/self/fd"))
+        if (useTmpfile && Directory.Exists("/proc/self/fd"))
         {
             var handle = Posix.Open(directory, Posix.O_TMPFILE | Posix.O_WRONLY, mode, out int errno);
             if (handle is not null) return new TempFile(directory, handle, null);
