@@ -76,7 +76,7 @@ public sealed class InputRobustnessTests(FixtureSet fx, ITestOutputHelper output
         AssertRefused(link, Codes.FileNotFound, "dangling symlink (to 'gone/app.real')");
     }
 
-    /// <summary>2,147,483,647 bytes (sparse: no disk used) made the loader throw OutOfMemoryException; it is RPL0109.</summary>
+    /// <summary>2,147,483,647 bytes (sparse: no disk used) made the loader throw OutOfMemoryException; it is RPL0110.</summary>
     [Fact]
     public void A_file_of_2_GiB_is_Rpl0109_not_out_of_memory()
     {

@@ -7,7 +7,7 @@ namespace Retpoline.Tests;
 /// <summary>
 /// Reports never destroy an input and are never half-written: `verify --sarif app app` truncated app and wrote JSON
 /// into it (through a symlink too). Every spelling of an input — the same name, ./name, an absolute path, a symlink,
-/// another hard link — is RPL0110 before anything is read or written; a FIFO, a device or /proc/self/mem is refused
+/// another hard link — is RPL0111 before anything is read or written; a FIFO, a device or /proc/self/mem is refused
 /// rather than opened; the report replaces an old one by rename. Standard output that cannot be written is one
 /// RPL0107 line.
 /// </summary>
