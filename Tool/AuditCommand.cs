@@ -41,7 +41,7 @@ static class AuditCommand
         bool violation = false, unusableInput = false;
         foreach (var p in projects)
         {
-            if (p.Error is not null) { unusableInput = true; stderr.WriteLine($"retpoline: error {ToolchainCodes.AuditUnusableProject}: {p.Path}: {p.Error}"); }
+            if (p.Error is not null) { unusableInput = true; stderr.WriteLine(TextEscape.Line($"retpoline: error {ToolchainCodes.AuditUnusableProject}: {p.Path}: {p.Error}")); }
             foreach (var b in p.Binaries)
             {
                 Check(b, p, verified, reports, unusable);
@@ -55,14 +55,9 @@ static class AuditCommand
         if (a.Has("--json")) WriteJson(stdout, input, configuration, root, projects, totalMs);
         else WriteText(stdout, input, configuration, root, projects, evaluateMs, totalMs, a.Has("--require-policy"));
 
+        // Never onto the solution, a project or a binary it read; renamed into place whole.
         if (a.Get("--sarif") is { } sarif)
-        {
-            try { using var f = File.Create(sarif); SarifWriter.Write(f, reports, unusable); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new RetpolineException(Codes.IoError, sarif, $"cannot write the SARIF log: {e.Message}");
-            }
-        }
+            IO.ReportFile.Write(sarif, [input, .. projects.Select(p => p.Path), .. verified.Keys], stream => SarifWriter.Write(stream, reports, unusable));
         if (unusableInput) return ExitCodes.Unusable;
         return violation ? ExitCodes.Findings : ExitCodes.Clean;
     }
@@ -107,7 +102,7 @@ static class AuditCommand
 
     static void WriteText(TextWriter o, string input, string configuration, string root, List<AuditProject> projects, long evaluateMs, long totalMs, bool requirePolicy)
     {
-        o.WriteLine($"retpoline audit {input} (Configuration={configuration}): {projects.Count} project(s), evaluated in {evaluateMs} ms, {totalMs} ms in all");
+        o.WriteLine($"retpoline audit {TextEscape.Line(input)} (Configuration={TextEscape.Line(configuration)}): {projects.Count} project(s), evaluated in {evaluateMs} ms, {totalMs} ms in all");
         var rows = projects.Select(p => new[]
         {
             Rel(root, p.Path), p.Kind, p.Vendor, p.Policy,
@@ -117,11 +112,11 @@ static class AuditCommand
         }).ToList();
         string[] header = ["PROJECT", "KIND", "VENDOR", "POLICY", "NATIVE BINARIES"];
         var widths = Enumerable.Range(0, 4).Select(i => rows.Select(r => r[i].Length).Append(header[i].Length).Max()).ToArray();
-        string Line(string[] r) => string.Join("  ", r.Take(4).Select((c, i) => c.PadRight(widths[i]))) + "  " + r[4];
+        string Line(string[] r) => TextEscape.Line(string.Join("  ", r.Take(4).Select((c, i) => c.PadRight(widths[i]))) + "  " + r[4]);
         o.WriteLine(Line(header));
         foreach (var r in rows) o.WriteLine(Line(r));
         foreach (var p in projects.Where(p => p.Kind == AuditKinds.ManagedWithout && p.Binaries.Count > 0))
-            o.WriteLine($"{(requirePolicy ? "error" : "note")}: {Rel(root, p.Path)} ships native code without Retpoline.Sdk (add <PackageReference Include=\"Retpoline.Sdk\" PrivateAssets=\"all\" />)");
+            o.WriteLine($"{(requirePolicy ? "error" : "note")}: {TextEscape.Line(Rel(root, p.Path))} ships native code without Retpoline.Sdk (add <PackageReference Include=\"Retpoline.Sdk\" PrivateAssets=\"all\" />)");
     }
 
     static void WriteJson(TextWriter o, string input, string configuration, string root, List<AuditProject> projects, long totalMs)

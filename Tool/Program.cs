@@ -8,10 +8,19 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        var output = new StandardStream(Console.OpenStandardOutput(), "standard output");
         // Console.Out flushes on every write; a report on a large library is tens of thousands of lines.
-        using var stdout = new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 1 << 16) { AutoFlush = false };
-        try { return Run(args, stdout, Console.Error); }
-        finally { stdout.Flush(); }
+        using var stdout = new StreamWriter(output, new System.Text.UTF8Encoding(false), 1 << 16) { AutoFlush = false };
+        var stderr = new GuardedWriter(Console.Error);
+        int exit = Run(args, stdout, stderr);
+        stdout.Flush();
+        // A report that did not reach its reader is not a clean run, whatever it said.
+        if (output.Failure is not null && !output.ReaderGone)
+        {
+            stderr.WriteLine($"retpoline: error {Codes.IoError}: {output.Failure}");
+            exit = ExitCodes.Unusable;
+        }
+        return exit;
     }
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -23,7 +32,7 @@ public static class Program
             var rest = args[1..];
             return args[0] switch
             {
-                "verify" => VerifyCommand.Run(new Arguments(rest, VerifyCommand.Flags, VerifyCommand.Options), stdout, stderr),
+                "verify" => VerifyCommand.Run(new Arguments(rest, VerifyCommand.Flags, VerifyCommand.Options, VerifyCommand.Repeatable), stdout, stderr),
                 "patch" => PatchCommand.Run(new Arguments(rest, PatchCommand.Flags, PatchCommand.Options), stdout, stderr),
                 "audit" when AuditDelegation.Needed => AuditDelegation.Run(args, stdout, stderr),
                 "audit" => AuditCommand.Run(new Arguments(rest, AuditCommand.Flags, AuditCommand.Options), stdout, stderr),
@@ -33,18 +42,18 @@ public static class Program
         }
         catch (UsageException e)
         {
-            stderr.WriteLine($"retpoline: error {Codes.Usage}: {e.Message}");
+            stderr.WriteLine(Reporting.TextEscape.Line($"retpoline: error {Codes.Usage}: {e.Message}"));
             return ExitCodes.Unusable;
         }
         catch (RetpolineException e)
         {
-            stderr.WriteLine($"retpoline: {e.OneLine}");
+            stderr.WriteLine(Reporting.TextEscape.Line($"retpoline: {e.OneLine}"));
             return ExitCodes.Unusable;
         }
         catch (Exception e)
         {
             // A bug of ours: still one coded line, with enough to report it.
-            stderr.WriteLine($"retpoline: error {Codes.IoError}: internal error: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            stderr.WriteLine(Reporting.TextEscape.Line($"retpoline: error {Codes.IoError}: internal error: {e.GetType().Name}: {e.Message.Split('\n')[0]}"));
             return ExitCodes.Unusable;
         }
     }

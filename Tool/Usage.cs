@@ -7,7 +7,8 @@ static class Usage
 
         Usage:
           retpoline verify [--json] [--sarif FILE] [--strict] [--harden-sls] [--allow PATTERN=REASON]... FILE...
-          retpoline patch --vendor Generic|Amd|None|Host [--minimum V] [--call-sites thunk|inline] [--dry-run] [--explain] FILE...
+          retpoline patch --vendor Generic|Amd|None|Host [--minimum V] [--call-sites thunk|inline] [--dry-run] [--explain]
+                          [--allow-owner-change] [--allow-read-only] [--break-hard-links] FILE...
           retpoline status [PID] [--json] [--minimum V]
           retpoline audit [--json] [--sarif FILE] [--require-policy] [--configuration C] SOLUTION|PROJECT|DIR
           retpoline --help | --version
@@ -15,12 +16,13 @@ static class Usage
         verify   Decode every executable byte, classify every indirect call/jmp (UserCode, Plt, ToolchainStartup,
                  Annotated, PatchedSite), check every thunk body. Findings that break the policy are errors.
           --json          print one JSON object: {"files":[{"path","indirectBranches","ibt","shstk","findings":[…],"thunks":[…]}]}
-          --sarif FILE    also write a SARIF 2.1.0 log to FILE
+          --sarif FILE    also write a SARIF 2.1.0 log to FILE (never an input: RPL0111; renamed into place at the end)
           --strict        toolchain startup code (crt1/crti/crtbegin, the PLT they use) is an error too (RPL0003)
           --harden-sls    report ret / indirect jmp in user code not followed by int3 (RPL0005)
-          --allow P=R     allow findings in functions matching glob P, for reason R (like RetpolineAllow)
+          --allow P=R     allow findings in functions matching glob P, for reason R (like RetpolineAllow); repeatable
 
-        patch    Rewrite every recognised thunk body for a CPU vendor, atomically (temp file + rename), idempotently.
+        patch    Rewrite every recognised thunk body for a CPU vendor, atomically (temp file + rename), idempotently,
+                 keeping owner, group, every mode bit and extended attribute; refuses what it cannot keep (RPL0112–RPL0115).
           --vendor V      Generic (full retpoline) | Amd (lfence; jmp, warns: RPL0014) | None (jmp) |
                           Host (what this machine's kernel chose, conservatively; Generic when unsure)
           --minimum V     with Host: never weaker than V: Generic (default) | Amd | None. Enhanced/automatic IBRS
@@ -29,6 +31,11 @@ static class Usage
                           `call *%reg` (None) or `lfence; call *%reg` (Amd), recorded in .retpoline_sites
           --dry-run       show what would change, write nothing
           --explain       with Host: print what was read and why the vendor was chosen
+          --allow-owner-change  a file whose owner/group this user cannot keep: patch it anyway (it becomes yours,
+                                setuid/setgid dropped; RPL0112)
+          --allow-read-only     a file without write permission: patch it anyway, mode kept (RPL0113)
+          --break-hard-links    a file with several hard links: this name gets the patched file, the others keep
+                                the old one (RPL0114)
 
         status   Without PID: what a RetpolineVendor=Runtime module would choose on this machine (--minimum: its floor).
                  With PID: every module mapped in that process that has retpoline thunks, the form each thunk has in
@@ -46,8 +53,9 @@ static class Usage
           --require-policy  a project that ships native code without Retpoline.Sdk is a failure (exit 1)
           --configuration C evaluate with Configuration=C (default Debug)
 
-        Exit codes: 0 clean, 1 findings (any error), 2 unusable input or usage.
-        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0109 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
+        Options are given once each (only --allow repeats); values are names, in any case.
+        Exit codes: 0 clean, 1 findings (any error), 2 unusable input, a refused patch, or usage.
+        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0115 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
 
         """;
 }

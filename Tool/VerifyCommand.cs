@@ -6,6 +6,8 @@ static class VerifyCommand
 {
     public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--json", "--strict", "--harden-sls" };
     public static readonly IReadOnlySet<string> Options = new HashSet<string> { "--sarif", "--allow" };
+    /// <summary>Given once per waiver; every other option at most once.</summary>
+    public static readonly IReadOnlySet<string> Repeatable = new HashSet<string> { "--allow" };
 
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr)
     {
@@ -17,18 +19,9 @@ static class VerifyCommand
             Allow = a.All("--allow").Select(ParseAllow).ToList(),
         };
 
-        // An unwritable --sarif path is a usage problem: say so before doing the work, not after printing the report.
-        FileStream? sarifStream = null;
-        if (a.Get("--sarif") is { } sarifPath)
-        {
-            try { sarifStream = File.Create(sarifPath); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new RetpolineException(Codes.IoError, sarifPath, $"cannot write the SARIF log: {e.Message}");
-            }
-        }
-        using var sarifOwner = sarifStream;
-
+        // The report is checked (never an input, a regular file, a writable directory) and opened — unnamed —
+        // before any input is read; it gets its name only after all of them were.
+        using var sarif = a.Get("--sarif") is { } sarifPath ? IO.ReportFile.Begin(sarifPath, a.Files) : null;
         // RETPOLINE_TIMING=1 prints where the time went (verify vs report output) to stderr: for benchmarking.
         bool timing = Environment.GetEnvironmentVariable("RETPOLINE_TIMING") == "1";
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -40,7 +33,7 @@ static class VerifyCommand
             catch (RetpolineException e)
             {
                 unusable.Add(e);
-                stderr.WriteLine($"retpoline: {e.OneLine}");
+                stderr.WriteLine(Reporting.TextEscape.Line($"retpoline: {e.OneLine}"));
             }
         }
 
@@ -66,7 +59,11 @@ static class VerifyCommand
             foreach (var r in reports) TextReport.Write(stdout, r);
 
         if (timing) stderr.WriteLine($"retpoline: timing: report {clock.ElapsedMilliseconds} ms");
-        if (sarifStream is not null) SarifWriter.Write(sarifStream, reports, unusable);
+        if (sarif is not null)
+        {
+            sarif.Write(stream => SarifWriter.Write(stream, reports, unusable));
+            sarif.Commit();
+        }
 
         if (unusable.Count > 0) return ExitCodes.Unusable;
         return reports.Any(r => r.HasErrors) ? ExitCodes.Findings : ExitCodes.Clean;

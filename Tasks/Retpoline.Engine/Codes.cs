@@ -36,4 +36,12 @@ public static class Codes
     public const string IoError = "RPL0107";
     public const string Usage = "RPL0108";
     public const string ProcessUnreadable = "RPL0109"; // retpoline status: no such process, or its maps/memory cannot be read
+    public const string TooLarge = "RPL0110";          // over the 2 GiB a buffer holds, or not enough memory to read it
+    public const string ReportPathRefused = "RPL0111"; // a report file (--sarif, RetpolineReportFile) names an input or is not a regular file
+
+    // A patch that would change more than the bytes it means to (RPL0112–RPL0115): refused unless the user asks for it.
+    public const string OwnerNotKept = "RPL0112";      // owner, group or mode bits (setuid/setgid) cannot be kept: --allow-owner-change
+    public const string ReadOnlyFile = "RPL0113";      // no write permission: --allow-read-only
+    public const string HardLinks = "RPL0114";         // more than one hard link: --break-hard-links
+    public const string XattrNotCopied = "RPL0115";    // an extended attribute (capability, ACL, SELinux label, user.*) cannot be copied
 }

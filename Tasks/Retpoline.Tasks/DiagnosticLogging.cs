@@ -1,4 +1,5 @@
 using Microsoft.Build.Utilities;
+using Retpoline.Reporting;
 using Retpoline.Toolchain;
 
 namespace Retpoline.Tasks;
@@ -25,8 +26,9 @@ static class DiagnosticLogging
     /// <returns>True when it was logged as a warning.</returns>
     public static bool Log(TaskLoggingHelper log, Diagnostic d, string binary, string policy)
     {
-        string message = d.SourceFile is null ? d.Message : $"{d.Message} [{binary}]";
-        string? file = d.SourceFile ?? binary;
+        // Names from the binary (symbols, DWARF file names) must not break the one-line diagnostic or drive a terminal.
+        string message = TextEscape.Line(d.SourceFile is null ? d.Message : $"{d.Message} [{binary}]");
+        string? file = TextEscape.Line(d.SourceFile ?? binary);
         int line = d.Line ?? 0;
         bool asError = d.Severity == Severity.Error && policy.Equals("Error", StringComparison.OrdinalIgnoreCase);
         bool asWarning = d.Severity == Severity.Warning || (d.Severity == Severity.Error && policy.Equals("Warning", StringComparison.OrdinalIgnoreCase));

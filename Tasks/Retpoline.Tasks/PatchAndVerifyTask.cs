@@ -107,11 +107,11 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
             if (!failed && !warned) WriteStamp(output, string.Join("\n", reports.Skip(first).Select(TextReport.Summary)));
         }
 
+        // Never onto a binary it verified (RPL0111), never half-written: a new file renamed into place.
         if (ReportFile.Length > 0)
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ReportFile))!);
-            using var f = File.Create(ReportFile);
-            SarifWriter.Write(f, reports);
+            try { Retpoline.IO.ReportFile.Write(ReportFile, Outputs.Select(o => o.ItemSpec), f => SarifWriter.Write(f, reports), createDirectory: true); }
+            catch (RetpolineException e) { Log.LogError(null, e.Code, null, e.FilePath, 0, 0, 0, 0, "{0}", e.Message); }
         }
         return !Log.HasLoggedErrors;
     }
@@ -122,7 +122,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
         bool warned = false;
         foreach (var d in report.Diagnostics) warned |= DiagnosticLogging.Log(Log, d, Shown(path), Policy);
         foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
-            Log.LogMessage(MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, f.Function, f.AllowedBy);
+            Log.LogMessage(MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, TextEscape.Line(f.Function), TextEscape.Line(f.AllowedBy!));
         Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
         return warned;
     }

@@ -235,13 +235,13 @@ public sealed class PatchTests(FixtureSet fx)
 
     [Theory]
     [InlineData(0b111_101_000)] // 0750
-    [InlineData(0b101_101_101)] // 0555: read-only; the rename still replaces it
+    [InlineData(0b101_101_101)] // 0555: read-only, so only when asked (RobustnessTests holds the refusal)
     [InlineData(0b110_000_000)] // 0600
     public void Patch_KeepsTheFileMode(int mode)
     {
         string path = fx.CopyOf(FixtureSet.GccExeNoPlt, $"mode-{mode:x}");
         File.SetUnixFileMode(path, (UnixFileMode)mode);
-        var result = Patcher.Patch(path, Vendor.None);
+        var result = Patcher.Patch(path, Vendor.None, replace: new ReplaceOptions { AllowReadOnly = (mode & 0b010_010_010) == 0 });
         Assert.True(result.Written);
         Assert.Equal((UnixFileMode)mode, File.GetUnixFileMode(path));
         Assert.Equal([Path.GetFileName(path)], Directory.GetFiles(Path.GetDirectoryName(path)!).Select(Path.GetFileName));

@@ -192,10 +192,21 @@ public sealed class ToolTests(ToolTests.Fixtures fx) : IClassFixture<ToolTests.F
     [Fact]
     public void An_unwritable_SARIF_path_is_one_RPL0107_line()
     {
-        var r = InProcess("verify", "--sarif", fx.Directory, fx.Clean);
+        string missing = Path.Combine(fx.Directory, "no-such-dir", "report.sarif");
+        var r = InProcess("verify", "--sarif", missing, fx.Clean);
         Assert.Equal(2, r.Code);
         var line = Assert.Single(Lines(r.Err));
-        Assert.StartsWith($"retpoline: error {Codes.IoError}: {fx.Directory}: ", line);
+        Assert.StartsWith($"retpoline: error {Codes.IoError}: {missing}: cannot write the report: ", line);
+        Assert.Equal("", r.Out); // refused before anything was verified
+    }
+
+    [Fact]
+    public void A_SARIF_path_that_is_a_directory_is_one_RPL0111_line()
+    {
+        var r = InProcess("verify", "--sarif", fx.Directory, fx.Clean);
+        Assert.Equal(2, r.Code);
+        Assert.Equal($"retpoline: error {Codes.ReportPathRefused}: {fx.Directory}: is a directory, not a regular file; a report is written as a new file renamed over the old one",
+            Assert.Single(Lines(r.Err)));
     }
 
     // ---- several files: every file reported, worst exit code -------------------------------------------------------

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using ELFSharp.ELF;
 using ELFSharp.ELF.Sections;
+using Retpoline.IO;
 
 namespace Retpoline.Elf;
 
@@ -13,6 +14,8 @@ public sealed class ElfFile
 {
     const int EhdrSize = 64, ShdrSize = 64, PhdrSize = 56, SymSize = 24, RelaSize = 24;
     const ushort ET_REL = 1, ET_EXEC = 2, ET_DYN = 3, EM_X86_64 = 62;
+    /// <summary>e_shstrndx / st_shndx escape: the real index is elsewhere (section 0's sh_link, SHT_SYMTAB_SHNDX).</summary>
+    internal const ushort SHN_XINDEX = 0xffff;
     const uint PT_INTERP = 3;
     /// <summary>Code at least this large is read while ELFSharp reads the symbols (libLLVM's 50 MB: ~30 ms saved).</summary>
     const long OverlapCodeBytes = 8 << 20;
@@ -48,24 +51,31 @@ public sealed class ElfFile
 
     /// <summary>Reads and validates a file. Every failure is a <see cref="RetpolineException"/> with an RPL01xx code.</summary>
     /// <param name="wholeFile">
-    /// True when the caller will write the bytes back (patch). Otherwise only the sections verify reads are loaded
-    /// (code, symbols, strings, notes, relocations, line tables) into a buffer laid out like the file: on a large
-    /// library that skips more than half the bytes (.rodata, .eh_frame, debug info other than lines).
+    /// True to read every byte. Otherwise only the sections verify and patch read are loaded (code, symbols, strings,
+    /// notes, relocations, line tables, the call-site record) into a buffer laid out like the file: on a large
+    /// library that skips more than half the bytes (.rodata, .eh_frame, debug info other than lines), and the
+    /// pages never read are never touched, so they cost no memory.
     /// </param>
     public static ElfFile Load(string path, bool wholeFile = false)
     {
-        if (Directory.Exists(path)) throw new RetpolineException(Codes.FileNotFound, path, "is a directory, not an ELF file");
-        if (!File.Exists(path)) throw new RetpolineException(Codes.FileNotFound, path, "no such file");
+        using var input = InputFile.Open(path);
+        return Load(input, wholeFile);
+    }
+
+    /// <summary>Reads an input the caller holds open (patch streams the patched copy from the same descriptor).</summary>
+    public static ElfFile Load(InputFile input, bool wholeFile = false)
+    {
+        string path = input.Path;
+        var handle = input.Handle;
+        long length = input.Length;
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            long length = RandomAccess.GetLength(handle);
-            // Buffers are limited to 2 GiB; an ELF that large is not something we verify.
-            if (length > int.MaxValue) throw new RetpolineException(Codes.Truncated, path, $"file is too large ({length} bytes)");
             // Uninitialised on purpose: verify reads only the ranges it loaded (ReadNeeded), and zeroing a 100 MB
-            // buffer it will mostly overwrite costs a tenth of a large verify. Patch reads every byte.
+            // buffer it will mostly overwrite costs a tenth of a large verify.
             bool whole = wholeFile || length < 1 << 20;
-            var data = whole ? new byte[length] : GC.AllocateUninitializedArray<byte>((int)length);
+            byte[] data;
+            try { data = whole ? new byte[length] : GC.AllocateUninitializedArray<byte>((int)length); }
+            catch (OutOfMemoryException) { throw new RetpolineException(Codes.TooLarge, path, $"not enough memory to read its {InputFile.Thousands(length)} bytes"); }
             if (whole)
             {
                 ReadRange(handle, data, 0, data.Length);
@@ -122,9 +132,14 @@ public sealed class ElfFile
         ReadRange(handle, data, 0, Math.Min(data.Length, EhdrSize));
         if (data.Length < EhdrSize || data[4] != 2 || data[5] != 1) return code;
         ulong phoff = U64(data, 32), shoff = U64(data, 40);
-        ushort phnum = U16(data, 56), shnum = U16(data, 60), shstrndx = U16(data, 62);
+        ushort phnum = U16(data, 56);
         if (InFile(data.Length, phoff, (ulong)phnum * PhdrSize)) ReadRange(handle, data, (long)phoff, phnum * PhdrSize);
-        if (!InFile(data.Length, shoff, (ulong)shnum * ShdrSize)) return code;
+        // Extended numbering keeps the real counts in section 0: read it first.
+        if (shoff != 0 && (U16(data, 60) == 0 || U16(data, 62) == SHN_XINDEX) && InFile(data.Length, shoff, ShdrSize))
+            ReadRange(handle, data, (long)shoff, ShdrSize);
+        var counts = SectionCounts(data);
+        if (counts is null || !InFile(data.Length, shoff, (ulong)counts.Value.shnum * ShdrSize)) return code;
+        var (shnum, shstrndx, _) = counts.Value;
         ReadRange(handle, data, (long)shoff, shnum * ShdrSize);
 
         (uint name, uint type, ulong flags, ulong off, ulong size, uint link) Header(int i)
@@ -143,7 +158,7 @@ public sealed class ElfFile
             var h = Header(i);
             if (!Usable(h)) continue;
             bool symbols = h.type is ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM;
-            if ((h.flags & ElfSection.SHF_EXECINSTR) != 0 || symbols || h.type is ElfSection.SHT_NOTE or ElfSection.SHT_RELA or 6 /* SHT_DYNAMIC */
+            if ((h.flags & ElfSection.SHF_EXECINSTR) != 0 || symbols || h.type is ElfSection.SHT_NOTE or ElfSection.SHT_RELA or 6 /* SHT_DYNAMIC */ or ElfSection.SHT_SYMTAB_SHNDX
                 || (Usable(names) && CString(data, names.off, names.size, h.name) is ".debug_line" or ".debug_line_str" or ".debug_str" or Annotations.SectionName or Patching.SiteRecord.SectionName))
                 needed[i] = true;
             if (symbols && h.link < shnum) needed[h.link] = true; // the symbol names
@@ -154,8 +169,32 @@ public sealed class ElfFile
             var h = Header(i);
             if ((h.flags & ElfSection.SHF_EXECINSTR) != 0) code.Add(((long)h.off, (int)h.size));
             else ReadRange(handle, data, (long)h.off, (int)h.size);
+            // Patch may cut an appended call-site record off again: that needs the layout the record remembers.
+            if (Usable(names) && CString(data, names.off, names.size, h.name) == Patching.SiteRecord.SectionName)
+                Patching.SiteRecord.LoadBaseLayout(data, (long)h.off, (long)h.size, (offset, size) => ReadRange(handle, data, offset, size));
         }
         return code;
+    }
+
+    /// <summary>
+    /// The section count and name-table index, from the ELF header or, under extended numbering (more than 65,279
+    /// sections: GCC's -ffunction-sections output of a large file), from section 0: e_shnum 0 means section 0's
+    /// sh_size holds the count, e_shstrndx SHN_XINDEX means its sh_link holds the index. Null when section 0 is
+    /// needed and not in the file, or the count cannot be a section table in a file this size.
+    /// </summary>
+    internal static (int shnum, int shstrndx, bool extended)? SectionCounts(ReadOnlySpan<byte> d)
+    {
+        ulong shoff = U64(d, 40);
+        long shnum = U16(d, 60), shstrndx = U16(d, 62);
+        bool extended = false;
+        if (shoff != 0 && (shnum == 0 || shstrndx == SHN_XINDEX))
+        {
+            if (!InFile(d.Length, shoff, ShdrSize)) return null;
+            int o = (int)shoff;
+            if (shnum == 0) { ulong count = U64(d, o + 32); if (count > (ulong)d.Length / ShdrSize) return null; shnum = (long)count; extended = true; }
+            if (shstrndx == SHN_XINDEX) { shstrndx = U32(d, o + 40); extended = true; }
+        }
+        return ((int)shnum, (int)Math.Min(shstrndx, int.MaxValue), extended);
     }
 
     /// <param name="loadCode">Reads the code sections into <paramref name="data"/>; runs while the symbols are read.</param>
@@ -174,12 +213,16 @@ public sealed class ElfFile
             throw new RetpolineException(Codes.NotElf, path, type == 4 ? "core dump, not an executable, shared library or object" : $"unsupported ELF type {type}");
 
         ulong phoff = U64(d, 32), shoff = U64(d, 40);
-        ushort phentsize = U16(d, 54), phnum = U16(d, 56), shentsize = U16(d, 58), shnum = U16(d, 60), shstrndx = U16(d, 62);
-        if (shnum == 0 || shoff == 0)
+        ushort phentsize = U16(d, 54), phnum = U16(d, 56), shentsize = U16(d, 58);
+        if (shoff == 0 || U16(d, 60) == 0 && !(InFile(d.Length, shoff, ShdrSize) && U64(d, (int)shoff + 32) != 0))
             throw new RetpolineException(Codes.BadSectionTable, path, "no section headers (sstrip'd?); cannot locate code");
         if (shentsize != ShdrSize) throw new RetpolineException(Codes.BadSectionTable, path, $"section header size {shentsize}, expected {ShdrSize}");
-        if (!InFile(d.Length, shoff, (ulong)shnum * ShdrSize))
-            throw new RetpolineException(Codes.Truncated, path, $"section header table ({shnum} entries at 0x{shoff:x}) extends past the end of the file ({d.Length} bytes)");
+        if (!InFile(d.Length, shoff, ShdrSize))
+            throw new RetpolineException(Codes.Truncated, path, $"section header table at 0x{shoff:x} starts past the end of the file ({d.Length} bytes)");
+        ulong count = U16(d, 60) != 0 ? U16(d, 60) : U64(d, (int)shoff + 32); // extended numbering: section 0's sh_size
+        if (!InFile(d.Length, shoff, count > (ulong)d.Length ? ulong.MaxValue : count * ShdrSize))
+            throw new RetpolineException(Codes.Truncated, path, $"section header table ({count} entries at 0x{shoff:x}) extends past the end of the file ({d.Length} bytes)");
+        var (shnum, shstrndx, extended) = SectionCounts(d)!.Value;
         if (shstrndx == 0 || shstrndx >= shnum) throw new RetpolineException(Codes.BadSectionTable, path, $"section name table index {shstrndx} out of range");
 
         bool hasInterp = false;
@@ -220,6 +263,13 @@ public sealed class ElfFile
         // Symbol tables must be well-formed before ELFSharp reads them.
         foreach (var s in sections)
         {
+            if (s.Type == ElfSection.SHT_SYMTAB_SHNDX)
+            {
+                var table = sections[s.Link];
+                if (table.Type is not (ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM) || s.Size < table.Size / SymSize * 4)
+                    throw new RetpolineException(Codes.BadSymbolTable, path, $"extended section index table {s.Name} ({s.Size} bytes) does not cover symbol table {table.Name}");
+                extended = true;
+            }
             if (s.Type is not (ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM)) continue;
             if (s.EntrySize != SymSize || s.Size % SymSize != 0)
                 throw new RetpolineException(Codes.BadSymbolTable, path, $"symbol table {s.Name} has entry size {s.EntrySize} and size {s.Size}");
@@ -228,12 +278,14 @@ public sealed class ElfFile
         }
 
         (List<ElfSymbol>, List<ElfSymbol>) symbols;
+        // ELFSharp knows nothing of extended numbering (it would see no sections at all): read those tables ourselves.
+        Func<(List<ElfSymbol>, List<ElfSymbol>)> read = extended ? () => SymbolTables.Read(path, data, sections) : () => ReadSymbols(path, data, sections);
         if (loadCode is null)
-            symbols = ReadSymbols(path, data, sections);
+            symbols = read();
         else
         {
             // ELFSharp reads only the symbol and string tables, which are loaded already; the code is not.
-            var reading = Task.Run(() => ReadSymbols(path, data, sections));
+            var reading = Task.Run(read);
             loadCode();
             symbols = reading.GetAwaiter().GetResult();
         }
@@ -260,7 +312,7 @@ public sealed class ElfFile
                 throw new RetpolineException(Codes.BadSectionTable, path, $"sections {spans[i - 1].index} and {spans[i].index} overlap in the file");
     }
 
-    static (List<ElfSymbol> symtab, List<ElfSymbol> dynsym) ReadSymbols(string path, byte[] data, ElfSection[] sections)
+    internal static (List<ElfSymbol> symtab, List<ElfSymbol> dynsym) ReadSymbols(string path, byte[] data, ElfSection[] sections)
     {
         var symtab = new List<ElfSymbol>();
         var dynsym = new List<ElfSymbol>();
@@ -275,7 +327,7 @@ public sealed class ElfFile
                 var target = section.Type == SectionType.DynamicSymbolTable ? dynsym : section.Type == SectionType.SymbolTable ? symtab : null;
                 if (target is null || target.Count > 0) continue;
                 foreach (var e in table.Entries.Cast<SymbolEntry<ulong>>())
-                    target.Add(new ElfSymbol(e.Name ?? "", e.Value, e.Size, (byte)e.Type, (byte)e.Binding, (byte)e.Visibility, e.PointedSectionIndex));
+                    target.Add(new ElfSymbol(e.Name ?? "", e.Value, e.Size, (byte)e.Type, (byte)e.Binding, (byte)e.Visibility, ElfSymbol.Index(e.PointedSectionIndex)));
             }
         }
         catch (Exception e) when (e is not RetpolineException)
@@ -309,9 +361,9 @@ public sealed class ElfFile
         return names;
     }
 
-    static bool InFile(int length, ulong offset, ulong size) => offset <= (ulong)length && size <= (ulong)length - offset;
+    internal static bool InFile(int length, ulong offset, ulong size) => offset <= (ulong)length && size <= (ulong)length - offset;
 
-    static string? CString(ReadOnlySpan<byte> d, ulong tableOffset, ulong tableSize, uint at)
+    internal static string? CString(ReadOnlySpan<byte> d, ulong tableOffset, ulong tableSize, uint at)
     {
         if (at >= tableSize) return null;
         var s = d.Slice((int)(tableOffset + at), (int)(tableSize - at));

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Retpoline.Elf;
 
 /// <summary>What the first bytes of a file say it is, read without reading the file whole.</summary>
@@ -94,28 +92,17 @@ public static class ElfMachines
 
 public enum FileType { Missing, Regular, Directory, Fifo, Socket, CharacterDevice, BlockDevice, Unknown }
 
-/// <summary>stat(2) through libc: the file type and size without opening the file (follows symlinks, as open does).</summary>
+/// <summary>stat(2) (statx, <see cref="IO.Posix"/>): the file type and size without opening the file (follows symlinks, as open does).</summary>
 public static class FileTypes
 {
     public static FileType Of(string path, out long size)
     {
         size = 0;
         if (path.Length == 0) return FileType.Missing;
-        var st = new byte[StatSize];
-        if (stat(path, st) != 0)
-            return Marshal.GetLastPInvokeError() is ENOENT or ENOTDIR or ELOOP or ENAMETOOLONG ? FileType.Missing : FileType.Unknown;
-        uint mode = BitConverter.ToUInt32(st, 24); // x86-64 glibc struct stat: st_mode at 24, st_size at 48
-        size = BitConverter.ToInt64(st, 48);
-        return (mode & S_IFMT) switch
-        {
-            S_IFREG => FileType.Regular,
-            S_IFDIR => FileType.Directory,
-            S_IFIFO => FileType.Fifo,
-            S_IFSOCK => FileType.Socket,
-            S_IFCHR => FileType.CharacterDevice,
-            S_IFBLK => FileType.BlockDevice,
-            _ => FileType.Unknown,
-        };
+        if (IO.Posix.Stat(path, out int errno) is not { } st)
+            return errno is ENOENT or ENOTDIR or ELOOP or ENAMETOOLONG ? FileType.Missing : FileType.Unknown;
+        size = st.Size;
+        return st.Type;
     }
 
     public static string Describe(FileType type) => type switch
@@ -130,8 +117,5 @@ public static class FileTypes
         _ => "not a regular file",
     };
 
-    const int StatSize = 144;
-    const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000, S_IFREG = 0x8000, S_IFBLK = 0x6000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFIFO = 0x1000;
     const int ENOENT = 2, ENOTDIR = 20, ENAMETOOLONG = 36, ELOOP = 40;
-    [DllImport("libc", SetLastError = true)] static extern int stat(string path, byte[] buf);
 }

@@ -27,8 +27,11 @@ public static class CallSitePatcher
         public required bool ChangesFile { get; init; }
         internal string Path { get; init; } = "";
 
-        /// <summary>The output file: <paramref name="data"/> (code already rewritten) with the record written or removed.</summary>
-        public byte[] Finish(byte[] data) => Existing.Section is null && Entries.Count == 0 ? data : SiteRecord.Write(Path, data, Existing, Entries);
+        /// <summary>Adds the record's edits to <paramref name="edits"/>: written, replaced or removed (<paramref name="data"/>: the input, code already rewritten).</summary>
+        public void Finish(byte[] data, FileEdits edits)
+        {
+            if (Existing.Section is not null || Entries.Count > 0) SiteRecord.Write(Path, data, Existing, Entries, edits);
+        }
     }
 
     /// <summary>

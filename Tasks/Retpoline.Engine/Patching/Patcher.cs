@@ -1,4 +1,5 @@
 using Retpoline.Elf;
+using Retpoline.IO;
 using Retpoline.X86;
 
 namespace Retpoline.Patching;
@@ -11,45 +12,52 @@ namespace Retpoline.Patching;
 /// </summary>
 public static class Patcher
 {
-    /// <exception cref="RetpolineException">Unusable input (RPL01xx) or a refused patch (RPL0016): the file is untouched.</exception>
-    /// <param name="callSites">Inline also rewrites the direct calls to the thunks (issue 5, <see cref="CallSitePatcher"/>);
+    /// <exception cref="RetpolineException">Unusable input (RPL01xx), a refused patch (RPL0016), or a file whose owner,
+    /// mode, links or extended attributes the replacement could not keep (RPL0112–RPL0115): the file is untouched.</exception>
+    /// <param name="callSites">Inline also rewrites the direct calls to the thunks (<see cref="CallSitePatcher"/>);
     /// Thunk restores any a previous Inline patch rewrote.</param>
-    public static PatchResult Patch(string path, Vendor vendor, bool dryRun = false, CallSiteMode callSites = CallSiteMode.Thunk)
+    /// <param name="replace">What the replacement may change besides the bytes (nothing, by default).</param>
+    public static PatchResult Patch(string path, Vendor vendor, bool dryRun = false, CallSiteMode callSites = CallSiteMode.Thunk, ReplaceOptions? replace = null)
     {
-        string target = AtomicFile.ResolveTarget(path);
-        return Patch(path, ElfFile.Load(target, wholeFile: true), vendor, dryRun ? null : target, callSites);
+        using var input = InputFile.Open(path);
+        var elf = ElfFile.Load(input);
+        return Patch(path, elf, vendor, dryRun ? null : new WriteTarget(input, AtomicFile.ResolveTarget(path), replace ?? ReplaceOptions.Default), callSites);
     }
 
+    /// <summary>Where a planned patch is written: the input it was read from (streamed again) and the file to replace.</summary>
+    internal sealed record WriteTarget(InputFile Source, string Path, ReplaceOptions Options);
+
     /// <summary>
-    /// Patch, then verify what the file now holds — the post-link step of a build. The file is first read the way
-    /// verify reads it (code, symbols, line tables: not the rest of the debug info) and the patch planned on that.
-    /// When nothing needs writing (the linked thunks are already in the vendor's form, the default Generic case) the
-    /// file on disk is exactly what was parsed, so verify reuses the parse, the symbol index and the recognised
-    /// thunks. Otherwise the patch runs as <see cref="Patch(string, Vendor, bool, CallSiteMode)"/> does (whole file,
-    /// atomic write) and verify reads the file back.
+    /// Patch, then verify what the file now holds — the post-link step of a build. The file is read the way verify
+    /// reads it (code, symbols, line tables: not the rest of the debug info) and the patch planned on that. When
+    /// nothing needs writing (the linked thunks are already in the vendor's form, the default Generic case) the file on
+    /// disk is exactly what was parsed, so verify reuses the parse, the symbol index and the recognised thunks.
+    /// Otherwise the patched file is streamed from the same open input and replaced atomically, and verify reads it back.
     /// </summary>
     public static (PatchResult Patch, VerifyReport Report, TimeSpan PatchTime, TimeSpan VerifyTime) PatchThenVerify(
         string path, Vendor vendor, CallSiteMode callSites, VerifyOptions options)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        string target = AtomicFile.ResolveTarget(path);
-        var elf = ElfFile.Load(target);
-        var symbols = new SymbolIndex(elf);
-        var thunks = ThunkScanner.Find(elf, symbols);
-        var planned = Patch(path, elf, vendor, null, callSites, symbols, thunks);
-        if (!planned.NeedsWrite && target == path)
+        PatchResult patched;
+        using (var input = InputFile.Open(path))
         {
-            var patchTime = clock.Elapsed;
-            var report = Verifier.Verify(elf, options, symbols, thunks);
-            return (planned, report, patchTime, clock.Elapsed - patchTime);
+            var elf = ElfFile.Load(input);
+            var symbols = new SymbolIndex(elf);
+            var thunks = ThunkScanner.Find(elf, symbols);
+            patched = Patch(path, elf, vendor, new WriteTarget(input, AtomicFile.ResolveTarget(path), ReplaceOptions.Default), callSites, symbols, thunks);
+            if (!patched.Written)
+            {
+                var patchTime = clock.Elapsed;
+                var report = Verifier.Verify(elf, options, symbols, thunks);
+                return (patched, report, patchTime, clock.Elapsed - patchTime);
+            }
         }
-        var patched = Patch(path, vendor, dryRun: false, callSites);
         var writeTime = clock.Elapsed;
         return (patched, Verifier.Verify(path, options), writeTime, clock.Elapsed - writeTime);
     }
 
     /// <summary>Plans the patch of a loaded file and, when <paramref name="target"/> is given, writes it there.</summary>
-    internal static PatchResult Patch(string path, ElfFile elf, Vendor vendor, string? target = null, CallSiteMode callSites = CallSiteMode.Thunk,
+    internal static PatchResult Patch(string path, ElfFile elf, Vendor vendor, WriteTarget? target = null, CallSiteMode callSites = CallSiteMode.Thunk,
         SymbolIndex? symbolIndex = null, List<LocatedThunk>? located = null)
     {
         bool dryRun = target is null;
@@ -85,14 +93,20 @@ public static class Patcher
 
         bool needsWrite = changes.Count > 0 || sites.ChangesFile;
         bool write = needsWrite && !dryRun;
+        var diagnostics = new List<Diagnostic>();
         if (write)
         {
-            var data = elf.Data; // our own copy of the file: patch it in memory, then replace the file whole
-            foreach (var c in changes) c.NewBytes.CopyTo(data, c.FileOffset);
-            AtomicFile.Replace(target!, sites.Finish(data)); // with the .retpoline_sites record written or removed
+            var (source, file, options) = target!;
+            AtomicFile.CheckReplaceable(path, source.Status, file, options);
+            // The output is the input with these ranges substituted, then whatever the record appends: streamed from
+            // the open input, so memory stays what verify needs however large the file is.
+            var edits = new FileEdits(elf.Data.Length);
+            foreach (var c in changes) { c.NewBytes.CopyTo(elf.Data, c.FileOffset); edits.Overwrite(c.FileOffset, c.NewBytes); }
+            foreach (var s in sites.Changes) edits.Overwrite(s.FileOffset, s.NewBytes);
+            sites.Finish(elf.Data, edits); // the .retpoline_sites record written, replaced or removed
+            diagnostics.AddRange(AtomicFile.Replace(path, file, source.Status, source.Handle, output => edits.WriteTo(output, source.Handle), options));
         }
 
-        var diagnostics = new List<Diagnostic>();
         // Our thunks are hidden, so only .symtab names them: after strip, patch would silently find nothing.
         if (planned.Count == 0 && !elf.HasStaticSymbols && elf.Kind != ElfKind.Relocatable)
             diagnostics.Add(new Diagnostic(Codes.ThunkMissing, Severity.Warning,

@@ -177,8 +177,9 @@ public sealed class SiteRecord
     }
 
     /// <summary>
-    /// The whole output file: <paramref name="data"/> (the input file with its code already rewritten) with the record
-    /// replaced by <paramref name="entries"/>, or removed when there are none.
+    /// Adds to <paramref name="edits"/> what turns the input file (<paramref name="data"/>: its bytes as loaded, code
+    /// already rewritten) into the output with the record replaced by <paramref name="entries"/>, or removed when
+    /// there are none.
     /// <list type="bullet">
     /// <item>A record this tool appended (the base layout still checks out) is cut off first, giving back the file as
     /// it was before, byte for byte; a new record, if any, is appended to that.</item>
@@ -187,41 +188,53 @@ public sealed class SiteRecord
     /// <item>No record: append one.</item>
     /// </list>
     /// </summary>
-    public static byte[] Write(string path, byte[] data, SiteRecord existing, IReadOnlyList<SiteEntry> entries)
+    public static void Write(string path, byte[] data, SiteRecord existing, IReadOnlyList<SiteEntry> entries, FileEdits edits)
     {
-        byte[] baseFile = data;
+        var layout = (shoff: U64(data, 40), shnum: U16(data, 60), shstrndx: U16(data, 62), length: (long)data.Length);
         if (existing.Section is { } section)
         {
-            if (TryCutAppended(data, existing) is { } cut) baseFile = cut;
-            else return UpdateInPlace(path, data, section, entries);
+            if (!IsAppended(data, existing)) { UpdateInPlace(path, data, section, entries, edits); return; }
+            edits.KeepLength = (long)existing.BaseLength;
+            SetHeader(edits, existing.BaseShoff, existing.BaseShnum, existing.BaseShstrndx);
+            layout = (existing.BaseShoff, existing.BaseShnum, existing.BaseShstrndx, (long)existing.BaseLength);
         }
-        return entries.Count == 0 ? baseFile : Append(path, baseFile, entries);
+        if (entries.Count > 0) Append(path, data, layout, entries, edits);
     }
 
     /// <summary>
-    /// The file before the record was appended, if the layout is still exactly what <see cref="Append"/> made:
+    /// Reads (through <paramref name="read"/>) the base layout a record at <paramref name="offset"/> remembers: the
+    /// section header table and name table the file had before the record was appended, which nothing references any
+    /// more, so a loader that reads only referenced sections would not have them. Implausible values read nothing.
+    /// </summary>
+    internal static void LoadBaseLayout(byte[] data, long offset, long size, Action<long, int> read)
+    {
+        if (size < HeaderSize || !data.AsSpan((int)offset, 8).SequenceEqual(Magic)) return;
+        var h = data.AsSpan((int)offset, HeaderSize);
+        ulong baseLength = U64(h, 24), shoff = U64(h, 32);
+        ushort shnum = U16(h, 40), shstrndx = U16(h, 42);
+        if (!BaseTableFits(baseLength, shoff, shnum, data.Length) || shstrndx >= shnum) return;
+        read((long)shoff, shnum * ShdrSize);
+        var names = data.AsSpan((int)shoff + shstrndx * ShdrSize, ShdrSize);
+        ulong namesOffset = U64(names, 24), namesSize = U64(names, 32);
+        if (namesOffset <= baseLength && namesSize <= baseLength - namesOffset && namesSize > 0) read((long)namesOffset, (int)namesSize);
+    }
+
+    /// <summary>The base table lies inside the base file, which lies inside this one (no sum that can wrap).</summary>
+    static bool BaseTableFits(ulong baseLength, ulong shoff, ushort shnum, long fileLength)
+        => baseLength >= EhdrSize && baseLength <= (ulong)fileLength && shnum > 0 && shoff <= baseLength && (ulong)shnum * ShdrSize <= baseLength - shoff;
+
+    /// <summary>
+    /// True when this record sits in the layout <see cref="Append"/> made (so removing it gives back the base file):
     /// e_shoff points past the base length at a table that is the base table plus one entry, the base table is still
     /// at its old place, and nothing the new table points at lies inside the base file except what the base table did.
     /// </summary>
-    static byte[]? TryCutAppended(byte[] data, SiteRecord r)
-    {
-        if (!IsAppended(data, r)) return null;
-        var cut = data.AsSpan(0, (int)r.BaseLength).ToArray();
-        BinaryPrimitives.WriteUInt64LittleEndian(cut.AsSpan(40), r.BaseShoff);
-        BinaryPrimitives.WriteUInt16LittleEndian(cut.AsSpan(60), r.BaseShnum);
-        BinaryPrimitives.WriteUInt16LittleEndian(cut.AsSpan(62), r.BaseShstrndx);
-        return cut;
-    }
-
-    /// <summary>True when this record sits in the layout <see cref="Append"/> made (so removing it gives back the base file).</summary>
     internal static bool IsAppended(byte[] data, SiteRecord r)
     {
-        if (r.BaseLength < EhdrSize || r.BaseLength > (ulong)data.Length) return false;
+        if (!BaseTableFits(r.BaseLength, r.BaseShoff, r.BaseShnum, data.Length)) return false;
         ulong shoff = U64(data, 40);
         ushort shnum = U16(data, 60), shstrndx = U16(data, 62);
         if (shnum != r.BaseShnum + 1 || shstrndx != r.BaseShstrndx || r.BaseShstrndx == 0 || r.BaseShstrndx >= r.BaseShnum) return false;
-        if (shoff < r.BaseLength || shoff + (ulong)shnum * ShdrSize != (ulong)data.Length) return false;
-        if (r.BaseShoff + (ulong)r.BaseShnum * ShdrSize > r.BaseLength) return false;
+        if (shoff < r.BaseLength || shoff > (ulong)data.Length || (ulong)shnum * ShdrSize != (ulong)data.Length - shoff) return false;
         for (int i = 0; i < r.BaseShnum; i++)
         {
             var now = data.AsSpan((int)shoff + i * ShdrSize, ShdrSize);
@@ -238,35 +251,37 @@ public sealed class SiteRecord
     }
 
     /// <summary>Appends the record, a name table with its name and a section header table one entry longer.</summary>
-    static byte[] Append(string path, byte[] file, IReadOnlyList<SiteEntry> entries)
+    static void Append(string path, byte[] data, (ulong shoff, ushort shnum, ushort shstrndx, long length) file, IReadOnlyList<SiteEntry> entries, FileEdits edits)
     {
-        ulong shoff = U64(file, 40);
-        ushort shnum = U16(file, 60), shstrndx = U16(file, 62);
+        var (shoff, shnum, shstrndx, length) = file;
         if (shnum == 0 || shnum + 1 >= 0xff00 || shstrndx == 0 || shstrndx >= shnum)
-            throw new RetpolineException(Codes.PatchRefused, path, $"cannot add the {SectionName} section to a file with {shnum} section headers (name table {shstrndx}); nothing was written");
-        var names = file.AsSpan((int)shoff + shstrndx * ShdrSize, ShdrSize);
+            throw new RetpolineException(Codes.PatchRefused, path, shnum == 0
+                ? $"cannot add the {SectionName} section to a file with extended section numbering (more than 65,279 sections); nothing was written"
+                : $"cannot add the {SectionName} section to a file with {shnum} section headers (name table {shstrndx}); nothing was written");
+        var names = data.AsSpan((int)shoff + shstrndx * ShdrSize, ShdrSize);
         ulong namesOffset = U64(names, 24), namesSize = U64(names, 32);
 
-        var record = Serialize(entries, (ulong)file.Length, shoff, shnum, shstrndx);
+        var record = Serialize(entries, (ulong)length, shoff, shnum, shstrndx);
         var name = Encoding.ASCII.GetBytes(SectionName + "\0");
-        long recordAt = Align(file.Length, 8);
+        long recordAt = Align(length, 8);
         long namesAt = recordAt + record.Length;
         long tableAt = Align(namesAt + (long)namesSize + name.Length, 8);
         long total = tableAt + (long)(shnum + 1) * ShdrSize;
         if (total > int.MaxValue) throw new RetpolineException(Codes.PatchRefused, path, "the file would grow past 2 GiB; nothing was written");
 
-        var output = new byte[total];
-        file.CopyTo(output, 0);
-        record.CopyTo(output, recordAt);
-        file.AsSpan((int)namesOffset, (int)namesSize).CopyTo(output.AsSpan((int)namesAt));
-        name.CopyTo(output, namesAt + (long)namesSize);
-        file.AsSpan((int)shoff, shnum * ShdrSize).CopyTo(output.AsSpan((int)tableAt));
+        // The tail, positioned as in the output file: record, names + ".retpoline_sites", the table one entry longer.
+        var tail = new byte[total - length];
+        Span<byte> At(long offset, long size) => tail.AsSpan((int)(offset - length), (int)size);
+        record.CopyTo(At(recordAt, record.Length));
+        data.AsSpan((int)namesOffset, (int)namesSize).CopyTo(At(namesAt, (long)namesSize));
+        name.CopyTo(At(namesAt + (long)namesSize, name.Length));
+        data.AsSpan((int)shoff, shnum * ShdrSize).CopyTo(At(tableAt, shnum * ShdrSize));
 
-        var namesHeader = output.AsSpan((int)tableAt + shstrndx * ShdrSize, ShdrSize);
+        var namesHeader = At(tableAt + shstrndx * ShdrSize, ShdrSize);
         BinaryPrimitives.WriteUInt64LittleEndian(namesHeader[24..], (ulong)namesAt);
         BinaryPrimitives.WriteUInt64LittleEndian(namesHeader[32..], namesSize + (ulong)name.Length);
 
-        var h = output.AsSpan((int)tableAt + shnum * ShdrSize, ShdrSize);
+        var h = At(tableAt + shnum * ShdrSize, ShdrSize);
         BinaryPrimitives.WriteUInt32LittleEndian(h, (uint)namesSize);                     // sh_name
         BinaryPrimitives.WriteUInt32LittleEndian(h[4..], ElfSection.SHT_PROGBITS);        // sh_type
         // sh_flags 0 (not SHF_ALLOC: never loaded), sh_addr 0
@@ -276,38 +291,49 @@ public sealed class SiteRecord
         BinaryPrimitives.WriteUInt64LittleEndian(h[48..], 8);                            // sh_addralign
         BinaryPrimitives.WriteUInt64LittleEndian(h[56..], EntrySize);                    // sh_entsize
 
-        BinaryPrimitives.WriteUInt64LittleEndian(output.AsSpan(40), (ulong)tableAt);     // e_shoff
-        BinaryPrimitives.WriteUInt16LittleEndian(output.AsSpan(60), (ushort)(shnum + 1)); // e_shnum
-        return output;
+        edits.Tail = tail;
+        SetHeader(edits, (ulong)tableAt, (ushort)(shnum + 1), shstrndx);
     }
 
     /// <summary>A record whose layout another tool rewrote: keep that layout, write the record where it is or at the end.</summary>
-    static byte[] UpdateInPlace(string path, byte[] data, ElfSection section, IReadOnlyList<SiteEntry> entries)
+    static void UpdateInPlace(string path, byte[] data, ElfSection section, IReadOnlyList<SiteEntry> entries, FileEdits edits)
     {
         var record = Serialize(entries, 0, 0, 0, 0);
+        var cleared = new byte[section.Size];
         if (record.Length <= section.Size)
         {
-            var output = data.ToArray();
-            output.AsSpan((int)section.FileOffset, (int)section.Size).Clear();
-            record.CopyTo(output, section.FileOffset);
-            SetSize(output, section.Index, section.FileOffset, record.Length);
-            return output;
+            record.CopyTo(cleared, 0);
+            edits.Overwrite(section.FileOffset, cleared);
+            SetSize(data, edits, section.Index, section.FileOffset, record.Length);
+            return;
         }
         long at = Align(data.Length, 8);
         if (at + record.Length > int.MaxValue) throw new RetpolineException(Codes.PatchRefused, path, "the file would grow past 2 GiB; nothing was written");
-        var grown = new byte[at + record.Length];
-        data.CopyTo(grown, 0);
-        grown.AsSpan((int)section.FileOffset, (int)section.Size).Clear();
-        record.CopyTo(grown, at);
-        SetSize(grown, section.Index, at, record.Length);
-        return grown;
+        edits.Overwrite(section.FileOffset, cleared);
+        var tail = new byte[at - data.Length + record.Length];
+        record.CopyTo(tail, at - data.Length);
+        edits.Tail = tail;
+        SetSize(data, edits, section.Index, at, record.Length);
     }
 
-    static void SetSize(byte[] file, int index, long offset, int size)
+    static void SetSize(byte[] data, FileEdits edits, int index, long offset, int size)
     {
-        var h = file.AsSpan((int)U64(file, 40) + index * ShdrSize, ShdrSize);
-        BinaryPrimitives.WriteUInt64LittleEndian(h[24..], (ulong)offset);
-        BinaryPrimitives.WriteUInt64LittleEndian(h[32..], (ulong)size);
+        var field = new byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(field, (ulong)offset);
+        BinaryPrimitives.WriteUInt64LittleEndian(field.AsSpan(8), (ulong)size);
+        edits.Overwrite((long)U64(data, 40) + index * ShdrSize + 24, field);
+    }
+
+    /// <summary>e_shoff, e_shnum, e_shstrndx.</summary>
+    static void SetHeader(FileEdits edits, ulong shoff, ushort shnum, ushort shstrndx)
+    {
+        var field = new byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(field, shoff);
+        edits.Overwrite(40, field);
+        var counts = new byte[4];
+        BinaryPrimitives.WriteUInt16LittleEndian(counts, shnum);
+        BinaryPrimitives.WriteUInt16LittleEndian(counts.AsSpan(2), shstrndx);
+        edits.Overwrite(60, counts);
     }
 
     static long Align(long v, int a) => (v + a - 1) / a * a;

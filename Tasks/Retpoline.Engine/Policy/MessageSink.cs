@@ -21,7 +21,11 @@ public sealed class StringSink : IMessageSink
     public override string ToString() => builder.ToString();
 }
 
-/// <summary>Appends UTF-8 bytes to a growable buffer, formatting numbers in place: nothing allocated per line.</summary>
+/// <summary>
+/// Appends UTF-8 bytes to a growable buffer, formatting numbers in place: nothing allocated per line. Text added as
+/// characters is part of one line: control characters in it (a symbol or file name's) are escaped
+/// (<see cref="Reporting.TextEscape"/>); a line ends with <c>Add((byte)'\n')</c>.
+/// </summary>
 public sealed class Utf8Sink(int capacity = 1 << 16) : IMessageSink
 {
     byte[] buffer = new byte[capacity];
@@ -31,6 +35,17 @@ public sealed class Utf8Sink(int capacity = 1 << 16) : IMessageSink
     public int Length => length;
 
     public void Add(ReadOnlySpan<char> text)
+    {
+        while (Reporting.TextEscape.FirstUnsafe(text) is int i && i >= 0)
+        {
+            AddVerbatim(text[..i]);
+            AddVerbatim(Reporting.TextEscape.Escape(text[i]));
+            text = text[(i + 1)..];
+        }
+        AddVerbatim(text);
+    }
+
+    void AddVerbatim(ReadOnlySpan<char> text)
     {
         Reserve(Encoding.UTF8.GetMaxByteCount(text.Length));
         length += Encoding.UTF8.GetBytes(text, buffer.AsSpan(length));

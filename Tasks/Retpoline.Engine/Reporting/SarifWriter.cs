@@ -131,6 +131,23 @@ public static class SarifWriter
 
     static string Level(Severity s) => s switch { Severity.Error => "error", Severity.Warning => "warning", _ => "note" };
 
-    /// <summary>A relative path stays a relative URI reference; an absolute one becomes file://.</summary>
-    static string Uri(string path) => Path.IsPathRooted(path) ? new Uri(path).AbsoluteUri : path.Replace('\\', '/');
+    /// <summary>
+    /// A relative path stays a relative URI reference; an absolute one becomes file://. Every byte of the UTF-8 name
+    /// but RFC 3986's unreserved characters and '/' is percent-encoded, so a space, '#', '?', '%', ':' or a control
+    /// character in a file name stays part of the path instead of ending it or starting a fragment.
+    /// </summary>
+    public static string Uri(string path) => (Path.IsPathRooted(path) ? "file://" : "") + PercentEncode(path);
+
+    static string PercentEncode(string path)
+    {
+        var b = new System.Text.StringBuilder(path.Length + 8);
+        foreach (byte c in System.Text.Encoding.UTF8.GetBytes(path))
+        {
+            if (c is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'0' and <= (byte)'9') or (byte)'-' or (byte)'.' or (byte)'_' or (byte)'~' or (byte)'/')
+                b.Append((char)c);
+            else
+                b.Append('%').Append(c.ToString("X2"));
+        }
+        return b.ToString();
+    }
 }

@@ -79,7 +79,7 @@ public static class TextReport
     {
         o.Add(r.Path); o.Add(": info: "); o.Add(f.Class.ToString()); o.Add(" "); o.Add(Messages.Kind(f)); o.Add(" '"); o.Add(f.Instruction);
         o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" in '"); o.Add(f.Function); o.Add("' allowed (");
-        o.Add(f.AllowedBy ?? f.Detail ?? Why(f.Class)); o.Add(")\n");
+        o.Add(f.AllowedBy ?? f.Detail ?? Why(f.Class)); o.Add(")"); o.Add((byte)'\n');
     }
 
     /// <summary>`where: severity CODE: ` where is `file:line`, the file, or the binary.</summary>
@@ -116,7 +116,7 @@ public static class TextReport
         var classes = r.Findings.GroupBy(f => f.Class).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
         var forms = r.Thunks.GroupBy(t => t.Form).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
         string verdict = errors > 0 ? "FAIL" : "PASS";
-        return $"{r.Path}: {verdict}: {r.IndirectBranches} indirect branches ({string.Join(", ", classes.DefaultIfEmpty("none outside thunks"))}); " +
+        return $"{TextEscape.Line(r.Path)}: {verdict}: {r.IndirectBranches} indirect branches ({string.Join(", ", classes.DefaultIfEmpty("none outside thunks"))}); " +
                $"{r.Thunks.Count} thunks ({string.Join(", ", forms.DefaultIfEmpty("none"))}{(r.RuntimeRoutine ? "; Runtime: patched in memory at load" : "")}); {errors} error(s), {warnings} warning(s)" +
                (r.HasSymbols ? "" : "; no symbols (stripped): functions are named section+offset");
     }
