@@ -23,12 +23,17 @@ public static class Program
         return exit;
     }
 
+    /// <summary>The tool assembly's informational version (the package version, plus the commit when built from git).</summary>
+    static string Version => typeof(Program).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+        ?? typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         try
         {
             if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { stdout.Write(Usage.Text); return args.Length == 0 ? ExitCodes.Unusable : ExitCodes.Clean; }
-            if (args[0] is "--version" or "version") { stdout.WriteLine($"retpoline {Reporting.SarifWriter.Version}"); return ExitCodes.Clean; }
+            if (args[0] is "--version" or "version") { stdout.WriteLine($"retpoline {Version}"); return ExitCodes.Clean; }
             var rest = args[1..];
             return args[0] switch
             {

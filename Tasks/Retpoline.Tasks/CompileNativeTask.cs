@@ -57,7 +57,7 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
         {
             if (!Enum.TryParse(RuntimeMinimum, ignoreCase: true, out Vendor m) || !Enum.IsDefined(m))
             {
-                Log.LogError(null, ToolchainCodes.BadItem, null, null, 0, 0, 0, 0, "RetpolineRuntimeMinimum must be Generic, Amd or None, not '{0}'", RuntimeMinimum);
+                Log.LogError(null, ToolchainCodes.InvalidPropertyOrItem, null, null, 0, 0, 0, 0, "RetpolineRuntimeMinimum must be Generic, Amd or None, not '{0}'", RuntimeMinimum);
                 return false;
             }
             runtimeMinimum = m;

@@ -31,7 +31,7 @@ public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
         };
         var inputs = Objects.Select(o => o.ItemSpec).Concat(LinkInputs.Select(i => i.ItemSpec)).ToList();
         var step = NativeLinker.Plan(settings, Driver, Archiver, inputs, Path.GetFullPath(Output), IntermediateDirectory);
-        if (NativeLinker.IsUpToDate(step, []))
+        if (NativeLinker.IsUpToDate(step))
         {
             Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} is up to date", Output);
             return true;

@@ -33,17 +33,17 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
         bool runtime = Vendor.Equals("Runtime", StringComparison.OrdinalIgnoreCase);
         var vendor = Retpoline.Vendor.Generic;
         if (!runtime && (!Enum.TryParse(Vendor, ignoreCase: true, out vendor) || !Enum.IsDefined(vendor)))
-            return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolineVendor must be Generic, Amd, None or Runtime, not '{Vendor}'");
+            return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolineVendor must be Generic, Amd, None or Runtime, not '{Vendor}'");
         if (!Enum.TryParse<CallSiteMode>(CallSites, ignoreCase: true, out var callSites))
-            return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolineCallSites must be Thunk or Inline, not '{CallSites}'");
+            return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolineCallSites must be Thunk or Inline, not '{CallSites}'");
         if (Policy is not ("Error" or "Warning" or "None"))
-            return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolinePolicy must be Error, Warning or None, not '{Policy}'");
+            return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolinePolicy must be Error, Warning or None, not '{Policy}'");
         var rules = new List<AllowRule>();
         foreach (var item in Allow)
         {
             string reason = item.GetMetadata("Reason");
             if (string.IsNullOrWhiteSpace(reason))
-                return Fail(Toolchain.ToolchainCodes.BadItem, $"RetpolineAllow '{item.ItemSpec}' needs a Reason (why is this indirect branch acceptable?)");
+                return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolineAllow '{item.ItemSpec}' needs a Reason (why is this indirect branch acceptable?)");
             // MSBuild expands `*` in Include against files (and drops an item that matches none), so a glob is
             // written escaped (Include="tramp%2A") or in the Pattern metadata.
             string pattern = item.GetMetadata("Pattern") is { Length: > 0 } p ? p : item.ItemSpec;

@@ -244,7 +244,7 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
 
     bool Fail(string message)
     {
-        Log.LogError(null, Toolchain.ToolchainCodes.BadItem, null, null, 0, 0, 0, 0, "{0}", message);
+        Log.LogError(null, Toolchain.ToolchainCodes.InvalidPropertyOrItem, null, null, 0, 0, 0, 0, "{0}", message);
         return false;
     }
 }

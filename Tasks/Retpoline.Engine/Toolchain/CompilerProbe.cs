@@ -88,8 +88,9 @@ public static class ToolchainCodes
     public const string HardenSlsUnsupported = "RPL0205";
     public const string CompileFailed = "RPL0206";
     public const string LinkFailed = "RPL0207";
-    public const string BadItem = "RPL0208";
-    public const string FullFrameworkMSBuild = "RPL0209";
+    /// <summary>A property with a value it does not take, or an item without required metadata (a waiver's Reason).</summary>
+    public const string InvalidPropertyOrItem = "RPL0208";
+    // RPL0209 (not the .NET SDK's MSBuild) is raised by the targets before any task loads: no constant here.
     public const string CfProtectionConflict = "RPL0210";
     /// <summary>`retpoline audit`: no .NET SDK (and so no MSBuild) was found to evaluate projects with.</summary>
     public const string AuditNoMSBuild = "RPL0211";

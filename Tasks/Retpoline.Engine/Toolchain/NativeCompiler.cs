@@ -14,7 +14,7 @@ public sealed record CompileStep(string Source, string Object, string DepFile, s
     public string Record => Toolchain.Length == 0 ? CommandLine : $"{CommandLine}\n# {Toolchain}";
 }
 
-public sealed record CompileOutcome(CompileStep Step, bool Ran, bool Succeeded, IReadOnlyList<CompilerDiagnostic> Diagnostics, string RawOutput);
+public sealed record CompileOutcome(CompileStep Step, bool Succeeded, IReadOnlyList<CompilerDiagnostic> Diagnostics);
 
 /// <summary>
 /// Compiles sources in parallel, like make -j/ninja: an object is rebuilt only when it is missing, its command line
@@ -25,7 +25,7 @@ public static class NativeCompiler
 {
     public static CompileStep Plan(CompilerInfo cc, CompilerInfo? cxx, NativeSettings s, string source, string projectDirectory, string intermediateDirectory)
     {
-        string language = FlagSet.Language(source) ?? throw new ToolchainException(ToolchainCodes.BadItem, $"'{source}' is not a C, C++ or assembly source");
+        string language = FlagSet.Language(source) ?? throw new ToolchainException(ToolchainCodes.InvalidPropertyOrItem, $"'{source}' is not a C, C++ or assembly source");
         var compiler = language == "c++" ? cxx ?? cc : cc;
         string full = Path.GetFullPath(source, projectDirectory);
         // Objects mirror the source's path under the project so two util.c in different folders do not collide;
@@ -72,6 +72,6 @@ public static class NativeCompiler
         else if (!diagnostics.Any(d => d.Severity == Severity.Error))
             diagnostics.Add(new CompilerDiagnostic(Severity.Error, step.Source, 0, 0, ToolchainCodes.CompileFailed,
                 $"{Path.GetFileName(step.Compiler)} exited with code {r.ExitCode}: {(output.Length > 0 ? output : "no output")}"));
-        return new CompileOutcome(step, true, ok, diagnostics, output);
+        return new CompileOutcome(step, ok, diagnostics);
     }
 }

@@ -18,12 +18,12 @@ public static class NativeLinker
         return new LinkStep(command.Program, [.. command.Prefix, .. FlagSet.Link(s, objects, output)], output, cmd, objects);
     }
 
-    public static bool IsUpToDate(LinkStep step, IEnumerable<string> extraInputs)
+    public static bool IsUpToDate(LinkStep step)
     {
         var output = new FileInfo(step.Output);
         if (!output.Exists) return false;
         try { if (File.ReadAllText(step.CommandFile) != step.CommandLine) return false; } catch (IOException) { return false; }
-        return step.Inputs.Concat(extraInputs).All(i => new FileInfo(i) is { Exists: true } f && f.LastWriteTimeUtc <= output.LastWriteTimeUtc);
+        return step.Inputs.All(i => new FileInfo(i) is { Exists: true } f && f.LastWriteTimeUtc <= output.LastWriteTimeUtc);
     }
 
     public static (bool ok, List<CompilerDiagnostic> diagnostics) Run(LinkStep step, CompilerFamily family, string workingDirectory)
