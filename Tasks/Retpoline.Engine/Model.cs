@@ -11,10 +11,12 @@ public enum FindingClass
     Plt,
     /// <summary>crt startup code, PLT entries only it reaches, the lazy PLT header: allowed unless strict (RPL0003).</summary>
     ToolchainStartup,
-    /// <summary>An instruction marked RETPOLINE_SAFE in source (issue 6).</summary>
+    /// <summary>An instruction marked RETPOLINE_SAFE in source: vouched for where it is written.</summary>
     Annotated,
-    /// <summary>A call site rewritten on purpose by `patch --call-sites inline` and recorded (issue 5).</summary>
+    /// <summary>A call site rewritten on purpose by `patch --call-sites inline` and recorded in `.retpoline_sites`.</summary>
     PatchedSite,
+    /// <summary>A `ret` or indirect `jmp` in user code with no `int3` after it, under HardenSls: an error (RPL0005).</summary>
+    SlsGap,
 }
 
 public enum Severity { Error, Warning, Info }
@@ -102,8 +104,27 @@ public sealed record Diagnostic(
     string? SourceFile = null,
     int? Line = null);
 
-/// <summary>A RetpolineAllow item: a symbol name or glob (`*`, `?`) and the reason it is allowed.</summary>
-public sealed record AllowRule(string Pattern, string Reason);
+/// <summary>
+/// A finding waiver (a RetpolineAllow item, a `--allow`): which findings it waives and why. Kind
+/// <see cref="Policy.WaiverKind.Function"/> names a symbol or glob (<see cref="Pattern"/>); kind
+/// <see cref="Policy.WaiverKind.Origin"/> names where the code came from (<see cref="Archive"/>, <see cref="Object"/>,
+/// <see cref="Source"/>), alone or together with a function pattern; every part given must match. Built and matched by
+/// <see cref="Policy.Waivers"/>, which also requires the Reason.
+/// </summary>
+/// <param name="Pattern">Symbol name or glob (`*`, `?`) matched against `name` and `name+0xoff`; null: any function.</param>
+public sealed record AllowRule(string? Pattern, string Reason)
+{
+    /// <summary>Static archive file name, path or glob (`liblzma.a`, `*/third_party/*.a`).</summary>
+    public string? Archive { get; init; }
+    /// <summary>Object file or archive member name, path or glob (`lzma_encoder.o`).</summary>
+    public string? Object { get; init; }
+    /// <summary>Source path or glob (`*/third_party/*`, `vendor/*.c`).</summary>
+    public string? Source { get; init; }
+    /// <summary>What the user wrote, for messages and reports: the item's Include, or the `--allow` spec.</summary>
+    public string Name { get; init; } = Pattern ?? "";
+
+    public Policy.WaiverKind Kind => Archive is null && Object is null && Source is null ? Policy.WaiverKind.Function : Policy.WaiverKind.Origin;
+}
 
 public sealed class VerifyOptions
 {

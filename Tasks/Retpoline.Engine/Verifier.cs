@@ -5,7 +5,10 @@ using Retpoline.X86;
 
 namespace Retpoline;
 
-/// <summary>Entry point: read one ELF file, sweep its code, check its thunks, classify what escaped.</summary>
+/// <summary>
+/// Entry point: read one ELF file, sweep its code, check its thunks, and collect the facts about what escaped;
+/// <see cref="FindingClassifier"/> classifies each branch and <see cref="Waivers"/> applies the allow-list.
+/// </summary>
 public static class Verifier
 {
     static readonly string[] PltSections = [".plt", ".plt.sec", ".plt.got", ".iplt"];
@@ -45,7 +48,7 @@ public static class Verifier
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
         var annotated = Annotations.Read(elf).ToHashSet();
-        // Issue 5: call sites `patch --call-sites inline` rewrote and recorded in .retpoline_sites (RPL0017/RPL0018 otherwise).
+        // Call sites `patch --call-sites inline` rewrote on purpose, as .retpoline_sites records them (RPL0017/RPL0018 when the record and the bytes disagree).
         var (patchedSites, siteDiagnostics) = Patching.CallSitePatcher.CheckRecorded(elf, symbols, thunks);
         var userBranches = new List<SweptBranch>();
         var pltJumps = new List<SweptBranch>();
@@ -69,34 +72,21 @@ public static class Verifier
             }
         }
 
-        // Naming, formatting and line lookup cost more than the sweep on an unmitigated library (every branch is a
-        // finding), so they run on both cores too, each worker with its own formatter; the order is kept.
         Timing.Mark("annotations+split");
-        var findings = new Finding[userBranches.Count];
-        Parallel.For(0, (findings.Length + 4095) / 4096, ParallelOptionsFor(options), NewFormatter, (chunk, _, formatter) =>
+        var all = new List<Finding>(userBranches.Count + pltJumps.Count + sweep.SlsGaps.Count);
+        all.AddRange(Findings(userBranches, symbols, lines, options, (b, name) =>
         {
-            for (int i = chunk * 4096, end = Math.Min(findings.Length, i + 4096); i < end; i++)
-            {
-                var b = userBranches[i];
-                ulong ip = b.Instruction.IP;
-                var (name, offset, _) = symbols.Locate(b.Section, ip);
-                var cls = patchedSites.TryGetValue(ip, out var siteDetail) ? FindingClass.PatchedSite // issue 5
-                    : annotated.Contains((b.Section, ip)) ? FindingClass.Annotated
-                    : StartupFunctions.Contains(name) ? FindingClass.ToolchainStartup : FindingClass.UserCode;
-                string? file = null; int? line = null;
-                // crt code (ToolchainStartup) is not the user's source: no line to look up for it.
-                if (cls != FindingClass.ToolchainStartup && lines.Value is { } table && table.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
-                findings[i] = new Finding(cls, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line,
-                    cls == FindingClass.PatchedSite ? siteDetail : cls == FindingClass.Annotated ? "marked RETPOLINE_SAFE in source" : null);
-            }
-            return formatter;
-        }, _ => { });
+            ulong ip = b.Instruction.IP;
+            bool patched = patchedSites.TryGetValue(ip, out var record);
+            var cls = FindingClassifier.Branch(name, patched, annotated.Contains((b.Section, ip)));
+            return (cls, FindingClassifier.Detail(cls, record));
+        }));
         Timing.Mark("findings");
-        var all = new List<Finding>(findings.Length + pltJumps.Count);
-        all.AddRange(findings);
         all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter()));
         Timing.Mark("plt");
-        all = ApplyAllowList(all, options.Allow);
+        var slsGaps = sweep.SlsGaps.Where(b => !InThunk(thunkRanges, b.Section, b.Instruction.IP)).ToList();
+        all.AddRange(Findings(slsGaps, symbols, lines, options, (b, name) => (FindingClassifier.SlsGap(name, pltIndexes.Contains(b.Section)), null)));
+        all = Waivers.Apply(all, options.Allow);
         all = all.OrderBy(f => f.Address).ToList(); // stable: equal addresses (ET_REL sections) keep sweep order
         Timing.Mark("sort");
 
@@ -116,16 +106,15 @@ public static class Verifier
             HasSymbols = elf.Symbols.Count > 0,
             Findings = all,
             Thunks = thunkInfos.Where((_, i) => thunks[i].Body is not null).ToList(),
-            FileDiagnostics = [.. fileDiagnostics, .. siteDiagnostics, .. SlsDiagnostics(sweep, thunkRanges, pltIndexes, symbols, lines), .. ThunkChecks.Run(elf, thunks, shstk)],
+            FileDiagnostics = [.. fileDiagnostics, .. siteDiagnostics, .. ThunkChecks.Run(elf, thunks, shstk)],
             Strict = options.Strict,
             RuntimeRoutine = Runtime.RuntimeRecord.IsLinked(elf),
         };
     }
 
     /// <summary>
-    /// A PLT entry's indirect jump is ToolchainStartup when only crt functions call the entry, Plt otherwise (also when
-    /// nothing calls it directly: its address was taken, so user code reaches it). The lazy-binding header is
-    /// ToolchainStartup unless some entry is Plt (then user code reaches the resolver through it).
+    /// The PLT's indirect jumps, with the facts their class depends on (who calls each entry, which is the lazy-binding
+    /// header); <see cref="FindingClassifier"/> decides the class.
     /// </summary>
     static IEnumerable<Finding> ClassifyPlt(ElfFile elf, SymbolIndex symbols, SweepResult sweep, List<SweptBranch> jumps, Formatter formatter)
     {
@@ -160,19 +149,18 @@ public static class Verifier
             string text = Format(formatter, j.Instruction);
             if (section.Name == ".plt" && ip - section.Address < PltHeaderSize)
             {
-                header = new Finding(FindingClass.ToolchainStartup, SymbolIndex.Format(".plt", ip - section.Address), ip, text, null, null, "lazy-binding PLT header");
+                header = new Finding(FindingClassifier.PltHeader(false), SymbolIndex.Format(".plt", ip - section.Address), ip, text, null, null, "lazy-binding PLT header");
                 continue;
             }
             string name = j.Instruction.IsIPRelativeMemoryOperand && gotNames.TryGetValue(j.Instruction.IPRelativeMemoryAddress, out var n)
                 ? n + "@plt" : SymbolIndex.Format(section.Name, ip - section.Address);
             var who = callers.GetValueOrDefault(ip);
-            bool startupOnly = who is { Count: > 0 } && who.All(StartupFunctions.Contains);
             string detail = who is { Count: > 0 } ? CalledFrom(who) : "no direct callers: its address is taken";
-            entries.Add(new Finding(startupOnly ? FindingClass.ToolchainStartup : FindingClass.Plt, name, ip, text, null, null, detail));
+            entries.Add(new Finding(FindingClassifier.PltEntry(who), name, ip, text, null, null, detail));
         }
         foreach (var e in entries) yield return e;
         if (header is not null)
-            yield return entries.Any(e => e.Class == FindingClass.Plt)
+            yield return FindingClassifier.PltHeader(entries.Any(e => e.Class == FindingClass.Plt)) == FindingClass.Plt
                 ? header with { Class = FindingClass.Plt, Detail = "lazy-binding PLT header, reached through the PLT entries user code calls" }
                 : header;
     }
@@ -194,25 +182,6 @@ public static class Verifier
     static Dictionary<ulong, string> PltGotNames(ElfFile elf, List<SweptBranch> jumps) =>
         elf.RelocatedSymbols(jumps.Where(j => j.Instruction.IsIPRelativeMemoryOperand).Select(j => j.Instruction.IPRelativeMemoryAddress).ToHashSet());
 
-    /// <summary>RPL0005: a `ret` or indirect `jmp` in user code with no `int3` after it (only under HardenSls).</summary>
-    static IEnumerable<Diagnostic> SlsDiagnostics(SweepResult sweep, (int, ulong, ulong)[] thunkRanges, HashSet<int> plt, SymbolIndex symbols, Lazy<DwarfLines?> lines)
-    {
-        var formatter = NewFormatter();
-        foreach (var b in sweep.SlsGaps)
-        {
-            ulong ip = b.Instruction.IP;
-            if (InThunk(thunkRanges, b.Section, ip) || plt.Contains(b.Section)) continue;
-            var (name, offset, _) = symbols.Locate(b.Section, ip);
-            if (StartupFunctions.Contains(name)) continue;
-            string function = SymbolIndex.Format(name, offset);
-            string? file = null; int? line = null;
-            if (lines.Value is { } table && table.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
-            yield return new Diagnostic(Codes.SlsUnprotected, Severity.Error,
-                $"'{Format(formatter, b.Instruction)}' at 0x{ip:x} in function '{function}' is not followed by int3, so the CPU may speculate straight past it " +
-                "(build with -mharden-sls=all, or add int3 after it in hand-written assembly; waive: RetpolineHardenSls=false)", ip, function, file, line);
-        }
-    }
-
     static bool InThunk((int section, ulong start, ulong end)[] ranges, int section, ulong ip)
     {
         foreach (var r in ranges)
@@ -222,15 +191,31 @@ public static class Verifier
 
     static ParallelOptions ParallelOptionsFor(VerifyOptions o) => new() { MaxDegreeOfParallelism = o.Parallel ? Environment.ProcessorCount : 1 };
 
-    static List<Finding> ApplyAllowList(List<Finding> findings, IReadOnlyList<AllowRule> rules)
+    /// <summary>
+    /// One finding per branch the classifier makes one of (null: not a finding), with its name, text and source line.
+    /// Naming, formatting and line lookup cost more than the sweep on an unmitigated library (every branch is a
+    /// finding), so they run on both cores, each worker with its own formatter; the order is kept.
+    /// </summary>
+    static IEnumerable<Finding> Findings(IReadOnlyList<SweptBranch> branches, SymbolIndex symbols, Lazy<DwarfLines?> lines, VerifyOptions options,
+        Func<SweptBranch, string, (FindingClass? Class, string? Detail)> classify)
     {
-        if (rules.Count == 0) return findings;
-        return findings.Select(f =>
+        var findings = new Finding?[branches.Count];
+        Parallel.For(0, (findings.Length + 4095) / 4096, ParallelOptionsFor(options), NewFormatter, (chunk, _, formatter) =>
         {
-            string name = Messages.BaseName(f.Function);
-            var rule = rules.FirstOrDefault(r => Glob.IsMatch(r.Pattern, name) || Glob.IsMatch(r.Pattern, f.Function));
-            return rule is null ? f : f with { AllowedBy = rule.Reason };
-        }).ToList();
+            for (int i = chunk * 4096, end = Math.Min(findings.Length, i + 4096); i < end; i++)
+            {
+                var b = branches[i];
+                ulong ip = b.Instruction.IP;
+                var (name, offset, _) = symbols.Locate(b.Section, ip);
+                var (cls, detail) = classify(b, name);
+                if (cls is not { } c) continue;
+                string? file = null; int? line = null;
+                if (FindingClassifier.HasUserSource(c) && lines.Value is { } table && table.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
+                findings[i] = new Finding(c, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line, detail);
+            }
+            return formatter;
+        }, _ => { });
+        return findings.OfType<Finding>();
     }
 
     static Formatter NewFormatter()

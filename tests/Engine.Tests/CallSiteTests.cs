@@ -148,7 +148,7 @@ public sealed class CallSiteTests(CallSiteTests.Programs programs) : IClassFixtu
         string expected = programs.ReferenceOutput(program);
         Assert.Equal(expected, programs.RunProgram(file));
         var sls = new VerifyOptions { HardenSls = true };
-        int slsBefore = Verifier.Verify(file, sls).FileDiagnostics.Count(d => d.Code == Codes.SlsUnprotected);
+        int slsBefore = Verifier.Verify(file, sls).Diagnostics.Count(d => d.Code == Codes.SlsUnprotected);
 
         var result = Patcher.Patch(file, vendor, callSites: CallSiteMode.Inline);
         if (vendor == Vendor.Amd && program.EndsWith("clang"))
@@ -166,7 +166,7 @@ public sealed class CallSiteTests(CallSiteTests.Programs programs) : IClassFixtu
         Assert.Equal(result.SitesInlined, patched.Count);
         Assert.All(patched, f => Assert.Contains($"vendor {vendor}", f.Detail));
         // GCC's -mharden-sls=all put int3 after each jump to a thunk; the inlined jumps keep that protection.
-        Assert.Equal(slsBefore, Verifier.Verify(file, sls).FileDiagnostics.Count(d => d.Code == Codes.SlsUnprotected));
+        Assert.Equal(slsBefore, Verifier.Verify(file, sls).Diagnostics.Count(d => d.Code == Codes.SlsUnprotected));
 
         // Generic restores every site and every thunk: the loaded bytes, and in fact the whole file, are the original's.
         var restore = Patcher.Patch(file, Vendor.Generic);

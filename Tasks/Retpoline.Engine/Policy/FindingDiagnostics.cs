@@ -1,11 +1,11 @@
 namespace Retpoline.Policy;
 
-/// <summary>Which findings the policy rejects, and the coded diagnostic for each.</summary>
+/// <summary>Which findings the policy rejects (unless a waiver matched), and the coded diagnostic for each.</summary>
 public static class FindingDiagnostics
 {
     public static bool IsError(Finding f, bool strict) => f.AllowedBy is null && f.Class switch
     {
-        FindingClass.UserCode or FindingClass.Plt => true,
+        FindingClass.UserCode or FindingClass.Plt or FindingClass.SlsGap => true,
         FindingClass.ToolchainStartup => strict,
         _ => false,
     };
@@ -14,6 +14,9 @@ public static class FindingDiagnostics
     {
         foreach (var f in findings)
             if (IsError(f, strict))
-                yield return new Diagnostic(Messages.CodeOf(f), Severity.Error, Messages.For(f), f.Address, f.Function, f.SourceFile, f.Line);
+                yield return Of(f);
     }
+
+    /// <summary>The diagnostic a finding is (or, when waived, would be).</summary>
+    public static Diagnostic Of(Finding f) => new(Messages.CodeOf(f), Severity.Error, Messages.For(f), f.Address, f.Function, f.SourceFile, f.Line);
 }

@@ -7,7 +7,8 @@ namespace Retpoline.Policy;
 /// </summary>
 public static class Messages
 {
-    public static string Kind(Finding f) => f.Instruction.Contains("call", StringComparison.Ordinal) ? "indirect call" : "indirect jump";
+    public static string Kind(Finding f) => f.Class == FindingClass.SlsGap ? "unhardened " + (f.Instruction.StartsWith("ret", StringComparison.Ordinal) ? "return" : "jump")
+        : f.Instruction.Contains("call", StringComparison.Ordinal) ? "indirect call" : "indirect jump";
 
     // Kept short: a large unmitigated library yields tens of thousands of these. The full Problem / Fix / Waive if
     // text lives in docs/diagnostics.md and the SARIF rule help.
@@ -33,11 +34,18 @@ public static class Messages
         o.Add("' is not routed through a retpoline thunk (crt code the compiler does not rebuild; reported because RetpolineStrict is true)");
     }
 
+    public static void SlsGap<T>(T o, Finding f) where T : IMessageSink
+    {
+        o.Add("'"); o.Add(f.Instruction); o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" in function '"); o.Add(f.Function);
+        o.Add("' is not followed by int3, so the CPU may speculate straight past it (build with -mharden-sls=all, or add int3 after it in hand-written assembly; waive: RetpolineHardenSls=false)");
+    }
+
     /// <summary>The diagnostic code of a finding the policy rejects (its message: <see cref="For(Finding)"/>).</summary>
     public static string CodeOf(Finding f) => f.Class switch
     {
         FindingClass.UserCode => Codes.UserCode,
         FindingClass.Plt => Codes.Plt,
+        FindingClass.SlsGap => Codes.SlsUnprotected,
         _ => Codes.ToolchainStartup,
     };
 
@@ -47,6 +55,7 @@ public static class Messages
         {
             case FindingClass.UserCode: UserCode(o, f); break;
             case FindingClass.Plt: Plt(o, f); break;
+            case FindingClass.SlsGap: SlsGap(o, f); break;
             default: Startup(o, f); break;
         }
     }

@@ -1,11 +1,13 @@
 using System.Text.Json;
+using Retpoline.Policy;
 
 namespace Retpoline.Reporting;
 
 /// <summary>
 /// A SARIF 2.1.0 log: one run, tool "retpoline" with one rule per code (help from <see cref="RuleCatalog"/>),
 /// one result per diagnostic with the binary and address as physical location, the source line as a second
-/// location when known, and the function as logical location. Paths are written as given: no absolute path is
+/// location when known, and the function as logical location; a finding a waiver matched is a result with a
+/// suppression that carries the waiver's reason. Paths are written as given: no absolute path is
 /// added that the caller did not pass.
 /// </summary>
 public static class SarifWriter
@@ -14,8 +16,11 @@ public static class SarifWriter
 
     public static void Write(Stream output, IReadOnlyList<VerifyReport> reports, IReadOnlyList<RetpolineException>? unusable = null)
     {
-        var results = reports.SelectMany(r => r.Diagnostics.Select(d => (r.Path, d)))
-            .Concat((unusable ?? []).Select(e => (Path: e.FilePath, d: new Diagnostic(e.Code, Severity.Error, e.Message))))
+        // A finding a waiver matched is a result too, suppressed with the waiver's reason: the log shows what was decided.
+        var results = reports.SelectMany(r => r.Diagnostics.Select(d => (r.Path, d, Waived: (string?)null))
+                .Concat(r.Findings.Where(f => f.AllowedBy is not null && FindingDiagnostics.IsError(f with { AllowedBy = null }, r.Strict))
+                    .Select(f => (r.Path, d: FindingDiagnostics.Of(f), Waived: f.AllowedBy))))
+            .Concat((unusable ?? []).Select(e => (Path: e.FilePath, d: new Diagnostic(e.Code, Severity.Error, e.Message), Waived: (string?)null)))
             .ToList();
         // Every rule, used or not: a SARIF viewer can then explain any code, and the rule indexes never shift.
         var rules = RuleCatalog.All.ToList();
@@ -66,7 +71,7 @@ public static class SarifWriter
         w.WriteEndArray();
 
         w.WriteStartArray("results");
-        foreach (var (path, d) in results)
+        foreach (var (path, d, waived) in results)
         {
             w.WriteStartObject();
             w.WriteString("ruleId", d.Code);
@@ -113,6 +118,17 @@ public static class SarifWriter
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            if (waived is not null)
+            {
+                // "external": the waiver lives in the project (RetpolineAllow) or on the command line, not in the code.
+                w.WriteStartArray("suppressions");
+                w.WriteStartObject();
+                w.WriteString("kind", "external");
+                w.WriteString("status", "accepted");
+                w.WriteString("justification", waived);
+                w.WriteEndObject();
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         w.WriteEndArray();

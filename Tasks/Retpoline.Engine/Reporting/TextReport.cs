@@ -113,10 +113,13 @@ public static class TextReport
     {
         int errors = r.Findings.Count(f => FindingDiagnostics.IsError(f, r.Strict)) + r.FileDiagnostics.Count(d => d.Severity == Severity.Error);
         int warnings = r.FileDiagnostics.Count(d => d.Severity == Severity.Warning);
-        var classes = r.Findings.GroupBy(f => f.Class).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
+        // SLS gaps are mostly `ret`s, not indirect branches: counted on their own.
+        var classes = r.Findings.Where(f => f.Class != FindingClass.SlsGap).GroupBy(f => f.Class).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
+        int slsGaps = r.Findings.Count(f => f.Class == FindingClass.SlsGap);
         var forms = r.Thunks.GroupBy(t => t.Form).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
         string verdict = errors > 0 ? "FAIL" : "PASS";
         return $"{TextEscape.Line(r.Path)}: {verdict}: {r.IndirectBranches} indirect branches ({string.Join(", ", classes.DefaultIfEmpty("none outside thunks"))}); " +
+               (slsGaps > 0 ? $"{slsGaps} SLS gap(s); " : "") +
                $"{r.Thunks.Count} thunks ({string.Join(", ", forms.DefaultIfEmpty("none"))}{(r.RuntimeRoutine ? "; Runtime: patched in memory at load" : "")}); {errors} error(s), {warnings} warning(s)" +
                (r.HasSymbols ? "" : "; no symbols (stripped): functions are named section+offset");
     }
