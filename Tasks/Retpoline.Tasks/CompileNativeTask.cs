@@ -117,7 +117,7 @@ public sealed class CompileNativeTask : Microsoft.Build.Utilities.Task, ICancela
             if (o is null) continue;
             // Logged in source order after the parallel run, so the log reads the same every time.
             Log.LogMessage(MessageImportance.Normal, "{0}", o.Step.CommandLine);
-            foreach (var d in o.Diagnostics) DiagnosticLogging.Log(Log, d, o.Step.Source, ProjectDirectory);
+            foreach (var d in o.Diagnostics) DiagnosticLogging.LogCompilerDiagnostic(Log, d, o.Step.Source, ProjectDirectory);
             ok &= o.Succeeded;
         }
         Objects = steps.Select(s => (ITaskItem)new Microsoft.Build.Utilities.TaskItem(s.Object)).ToArray();

@@ -5,7 +5,8 @@ namespace Retpoline.Tasks;
 
 /// <summary>
 /// Finds and probes the C and C++ compilers once per build configuration: the result is cached in the
-/// intermediate directory, keyed by the compiler's path and timestamp, so later builds start no probe.
+/// intermediate directory, keyed by the compiler's path and timestamp, so later builds start no probe; within one
+/// build the result is shared with every other project that probes the same command (<see cref="BuildShared"/>).
 /// </summary>
 public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
 {
@@ -72,7 +73,18 @@ public sealed class DetectToolchainTask : Microsoft.Build.Utilities.Task
             var lines = File.ReadAllLines(cache);
             if (lines.Length == 2 && lines[0] == stamp && CompilerInfo.Deserialize(lines[1]) is { } cached) return cached;
         }
-        var info = CompilerProbe.Probe(compiler, Path.Combine(IntermediateDirectory, "retpoline", "probe"), cxx);
+        // Another project of this build may have probed the same command, with the same programs, already.
+        string key = $"{(cxx ? "c++" : "c")}|{compiler}|{stamp}";
+        var info = BuildShared.Get<CompilerInfo>(BuildEngine, "probe", key);
+        if (info is not null)
+            Log.LogMessage(MessageImportance.Normal, "Retpoline: compiler '{0}': probe result shared with another project of this build", compiler);
+        else
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            info = CompilerProbe.Probe(compiler, Path.Combine(IntermediateDirectory, "retpoline", "probe"), cxx);
+            Log.LogMessage(MessageImportance.Normal, "Retpoline: probed compiler '{0}' in {1} ms", compiler, clock.ElapsedMilliseconds);
+            BuildShared.Set(BuildEngine, "probe", key, info);
+        }
         Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
         File.WriteAllLines(cache, [stamp, info.Serialize()]);
         return info;

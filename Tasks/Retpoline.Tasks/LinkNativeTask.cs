@@ -43,7 +43,7 @@ public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
         var (ok, diagnostics) = NativeLinker.Run(step, Enum.Parse<CompilerFamily>(CompilerFamily), workingDirectory);
         // bench/build-vs-make.sh compares patch+verify time with this.
         Log.LogMessage(MessageImportance.Normal, "Retpoline: link {0} ms", DiagnosticLogging.Ms(clock.Elapsed));
-        foreach (var d in diagnostics) DiagnosticLogging.Log(Log, d, null, workingDirectory);
+        foreach (var d in diagnostics) DiagnosticLogging.LogCompilerDiagnostic(Log, d, null, workingDirectory);
         return ok && !Log.HasLoggedErrors;
     }
 }

@@ -1,5 +1,6 @@
 using Microsoft.Build.Framework;
 using Retpoline.Patching;
+using Retpoline.Policy;
 using Retpoline.Reporting;
 
 namespace Retpoline.Tasks;
@@ -36,20 +37,10 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
             return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolineVendor must be Generic, Amd, None or Runtime, not '{Vendor}'");
         if (!Enum.TryParse<CallSiteMode>(CallSites, ignoreCase: true, out var callSites))
             return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolineCallSites must be Thunk or Inline, not '{CallSites}'");
-        if (Policy is not ("Error" or "Warning" or "None"))
-            return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolinePolicy must be Error, Warning or None, not '{Policy}'");
-        var rules = new List<AllowRule>();
-        foreach (var item in Allow)
-        {
-            string reason = item.GetMetadata("Reason");
-            if (string.IsNullOrWhiteSpace(reason))
-                return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolineAllow '{item.ItemSpec}' needs a Reason (why is this indirect branch acceptable?)");
-            // MSBuild expands `*` in Include against files (and drops an item that matches none), so a glob is
-            // written escaped (Include="tramp%2A") or in the Pattern metadata.
-            string pattern = item.GetMetadata("Pattern") is { Length: > 0 } p ? p : item.ItemSpec;
-            rules.Add(new AllowRule(pattern, reason));
-        }
-        var options = new VerifyOptions { Strict = Strict, HardenSls = HardenSls, Allow = rules };
+        ProjectPolicy policy;
+        try { policy = ProjectPolicy.From(Policy, Strict, HardenSls, DiagnosticLogging.WaiverItems(WaiverItem.Allow, Allow)); }
+        catch (InvalidSettingException e) { return DiagnosticLogging.LogInvalidSetting(Log, e); }
+        var options = policy.VerifyOptions;
         foreach (var output in Outputs) DeleteStamp(output);
 
         var reports = new List<VerifyReport>();
@@ -67,7 +58,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                         var clock = System.Diagnostics.Stopwatch.StartNew();
                         var report = Verifier.Verify(obj, options);
                         Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms", DiagnosticLogging.Ms(clock.Elapsed));
-                        warned |= Report(report, obj);
+                        warned |= Report(report, obj, policy.Mode);
                         reports.Add(report);
                     }
                 }
@@ -75,12 +66,12 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                 {
                     var (patched, verified, patchTime, verifyTime) = Patcher.PatchThenVerify(path, vendor, callSites, options);
                     // A patch warning (RPL0014 for Amd, a stripped file) stays visible on every build, like a verify warning.
-                    foreach (var d in patched.Diagnostics) warned |= DiagnosticLogging.Log(Log, d, Shown(path), "Error");
+                    foreach (var d in patched.Diagnostics) warned |= DiagnosticLogging.LogVerifyDiagnostic(Log, d, Shown(path), PolicyMode.Error); // RetpolinePolicy is for findings, not for patching
                     Log.LogMessage(MessageImportance.Normal, "Retpoline: patched {0} for {1}: {2} thunk(s) changed, {3} already in form{4}",
                         path, vendor, patched.Changes.Count, patched.Unchanged,
                         callSites == CallSiteMode.Inline ? $", {patched.SitesInlined} call site(s) inlined" : "");
                     Log.LogMessage(MessageImportance.Normal, "Retpoline: patch {0} ms, verify {1} ms", DiagnosticLogging.Ms(patchTime), DiagnosticLogging.Ms(verifyTime));
-                    warned |= Report(verified, path);
+                    warned |= Report(verified, path, policy.Mode);
                     reports.Add(verified);
                     if (runtime && !verified.RuntimeRoutine)
                     {
@@ -94,7 +85,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                     var clock = System.Diagnostics.Stopwatch.StartNew();
                     var report = Verifier.Verify(path, options);
                     Log.LogMessage(MessageImportance.Normal, "Retpoline: verify {0} ms (not patched)", DiagnosticLogging.Ms(clock.Elapsed));
-                    warned |= Report(report, path);
+                    warned |= Report(report, path, policy.Mode);
                     reports.Add(report);
                 }
             }
@@ -103,7 +94,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
                 Log.LogError(null, e.Code, null, e.FilePath, 0, 0, 0, 0, "{0}", e.Message);
                 failed = true;
             }
-            failed |= Policy == "Error" && reports.Skip(first).Any(r => r.HasErrors);
+            failed |= reports.Skip(first).Any(r => policy.Mode.Fails(r));
             if (!failed && !warned) WriteStamp(output, string.Join("\n", reports.Skip(first).Select(TextReport.Summary)));
         }
 
@@ -117,12 +108,11 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
     }
 
     /// <summary>Logs a report's diagnostics by policy and its allowed findings; true when something was a warning.</summary>
-    bool Report(VerifyReport report, string path)
+    bool Report(VerifyReport report, string path, PolicyMode mode)
     {
         bool warned = false;
-        foreach (var d in report.Diagnostics) warned |= DiagnosticLogging.Log(Log, d, Shown(path), Policy);
-        foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
-            Log.LogMessage(MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, TextEscape.Line(f.Function), TextEscape.Line(f.AllowedBy!));
+        foreach (var d in report.Diagnostics) warned |= DiagnosticLogging.LogVerifyDiagnostic(Log, d, Shown(path), mode);
+        DiagnosticLogging.LogWaived(Log, report);
         Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
         return warned;
     }

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Build.Framework;
-using Retpoline.Elf;
 using Retpoline.Policy;
 using Retpoline.Reporting;
 
@@ -42,33 +41,20 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
 
     public override bool Execute()
     {
-        if (Policy is not ("Error" or "Warning" or "None"))
-            return Fail($"RetpolinePolicy must be Error, Warning or None, not '{Policy}'");
-        var excludes = new List<(string Name, string Pattern, string Reason)>();
-        foreach (var item in Exclude)
+        ProjectPolicy policy;
+        try
         {
-            string reason = item.GetMetadata("Reason");
-            if (string.IsNullOrWhiteSpace(reason))
-                return Fail($"RetpolineExclude '{item.ItemSpec}' needs a Reason (why may this binary ship unverified?)");
-            // MSBuild expands `*` in Include against files, so a glob is written escaped (%2A) or in Pattern.
-            excludes.Add((item.ItemSpec, item.GetMetadata("Pattern") is { Length: > 0 } p ? p : item.ItemSpec, reason));
+            policy = ProjectPolicy.From(Policy, Strict, HardenSls,
+                DiagnosticLogging.WaiverItems(WaiverItem.Exclude, Exclude).Concat(DiagnosticLogging.WaiverItems(WaiverItem.Allow, Allow)));
         }
-        var rules = new List<AllowRule>();
-        foreach (var item in Allow)
-        {
-            string reason = item.GetMetadata("Reason");
-            if (string.IsNullOrWhiteSpace(reason))
-                return Fail($"RetpolineAllow '{item.ItemSpec}' needs a Reason (why is this indirect branch acceptable?)");
-            rules.Add(new AllowRule(item.GetMetadata("Pattern") is { Length: > 0 } p ? p : item.ItemSpec, reason));
-        }
+        catch (InvalidSettingException e) { return DiagnosticLogging.LogInvalidSetting(Log, e); }
 
         // What decides a verdict besides the bytes: a change here forgets every remembered result. The assemblies'
         // module version ids stand for the verifier itself (a new package version may judge the same bytes anew).
         // RetpolineExclude is not part of it: exclusions are decided before the cache is consulted, on every build,
         // and an exempt file is never remembered.
-        string settings = $"v2;policy={Policy};strict={Strict};sls={HardenSls};max={MaxFindingsPerFile};" +
-            $"tasks={typeof(VerifyOutputTask).Assembly.ManifestModule.ModuleVersionId};engine={typeof(Verifier).Assembly.ManifestModule.ModuleVersionId};" +
-            string.Join(";", rules.Select(r => $"allow={r.Pattern}:{r.Reason}"));
+        string settings = $"v3;{policy.VerdictFingerprint};max={MaxFindingsPerFile};" +
+            $"tasks={typeof(VerifyOutputTask).Assembly.ManifestModule.ModuleVersionId};engine={typeof(Verifier).Assembly.ManifestModule.ModuleVersionId}";
         var cache = LoadCache(settings);
         var byHash = new Dictionary<string, CacheEntry>(StringComparer.Ordinal);
         foreach (var entry in cache.Values) byHash.TryAdd(entry.Hash, entry);
@@ -80,58 +66,54 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         var named = Binaries.Select(f => Path.GetFullPath(f.ItemSpec)).ToHashSet(StringComparer.Ordinal);
         foreach (string path in Files.Select(f => Path.GetFullPath(f.ItemSpec)).Concat(named).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
-            bool isNamed = named.Contains(path);
-            string relative = OutputDirectory.Length > 0 ? Path.GetRelativePath(OutputDirectory, path).Replace('\\', '/') : Path.GetFileName(path);
             string shown = ProjectDirectory.Length > 0 ? Path.GetRelativePath(ProjectDirectory, path) : path;
-            var match = excludes.FirstOrDefault(e => Glob.IsMatch(e.Pattern, Path.GetFileName(path)) || Glob.IsMatch(e.Pattern, relative));
-            if (!File.Exists(path))
+            var decision = ShippedBinaries.Decide(new ShippedFile(path, ShippedBinaries.RelativeTo(OutputDirectory, path), "", named.Contains(path)), policy.Waivers);
+            switch (decision.Verdict)
             {
-                if (isNamed && match.Pattern is null)
-                    Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
-                        "RetpolineBinary '{0}' was not verified: it does not exist (name a file the build produces or copies, or remove the item)", shown);
-                continue;
-            }
-            var sniff = ElfSniff.Read(path);
-            if (!sniff.IsX86_64Elf)
-            {
-                // Implicit output files (None/Content, package assets) are mostly not ELF at all: skipped silently.
-                // A file the user named is a request to verify it; not being able to is worth a coded warning.
-                if (isNamed && match.Pattern is null)
-                    Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
-                        "RetpolineBinary '{0}' was not verified: it is {1}, and retpolines are verified in x86-64 ELF files only (remove the item, or exempt the file: RetpolineExclude Include=\"{2}\" Reason=\"...\")",
-                        shown, sniff.Describe(), Path.GetFileName(path));
-                skipped++; continue;
-            }
-            if (IsDotNetAppHost(path))
-            {
-                Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} is the .NET application host of {1}.dll (Microsoft's executable), not verified", shown, Path.GetFileName(path));
-                skipped++; continue;
-            }
-
-            if (match.Pattern is not null)
-            {
-                exempt++;
-                Log.LogMessage(MessageImportance.High, "Retpoline: {0} is exempt from verification (RetpolineExclude '{1}': {2})", shown, match.Name, match.Reason);
-                continue;
+                case ShippedVerdict.Missing:
+                    if (decision.NamedButNotVerifiable)
+                        Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
+                            "RetpolineBinary '{0}' was not verified: it does not exist (name a file the build produces or copies, or remove the item)", shown);
+                    continue;
+                case ShippedVerdict.NotX86_64Elf:
+                    // Implicit output files (None/Content, package assets) are mostly not ELF at all: skipped silently.
+                    // A file the user named is a request to verify it; not being able to is worth a coded warning.
+                    if (decision.NamedButNotVerifiable)
+                        Log.LogWarning(null, Toolchain.ToolchainCodes.BinaryNotX86_64Elf, null, shown, 0, 0, 0, 0,
+                            "RetpolineBinary '{0}' was not verified: it is {1}, and retpolines are verified in x86-64 ELF files only (remove the item, or exempt the file: RetpolineExclude Include=\"{2}\" Reason=\"...\")",
+                            shown, decision.Sniff.Describe(), Path.GetFileName(path));
+                    skipped++; continue;
+                case ShippedVerdict.DotNetAppHost:
+                    Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} is the .NET application host of {1}.dll (Microsoft's executable), not verified", shown, Path.GetFileName(path));
+                    skipped++; continue;
+                case ShippedVerdict.Exempt:
+                    exempt++;
+                    Log.LogMessage(MessageImportance.High, "Retpoline: {0} is exempt from verification (RetpolineExclude '{1}': {2})", shown, decision.Exemption!.Name, decision.Exemption.Reason);
+                    continue;
             }
 
             var info = new FileInfo(path);
             if (cache.TryGetValue(path, out var known) && known.Length == info.Length && known.Ticks == info.LastWriteTimeUtc.Ticks)
             {
-                newCache[path] = known; fromCache++; Replay(known, shown); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
+                newCache[path] = known; fromCache++; Replay(known, shown, policy.Mode); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
             }
             string hash = Hash(path);
-            if (byHash.TryGetValue(hash, out var same))
+            // The same bytes under the same settings: remembered by this project, or verified by another project of
+            // this build (a library copied into every project that references it).
+            var same = byHash.GetValueOrDefault(hash) ?? BuildShared.Get<CacheEntry>(BuildEngine, "verified", settings + "|" + hash);
+            if (same is not null)
             {
                 newCache[path] = same with { Length = info.Length, Ticks = info.LastWriteTimeUtc.Ticks };
-                fromCache++; Replay(same, shown); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
+                byHash.TryAdd(hash, same);
+                fromCache++; Replay(same, shown, policy.Mode); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
             }
 
-            if (VerifyOne(path, shown, rules) is { } result)
+            if (VerifyOne(path, shown, policy) is { } result)
             {
                 var entry = result with { Hash = hash, Length = info.Length, Ticks = info.LastWriteTimeUtc.Ticks };
                 newCache[path] = entry;
                 byHash.TryAdd(hash, entry);
+                BuildShared.Set(BuildEngine, "verified", settings + "|" + hash, entry);
                 verified.Add(new Microsoft.Build.Utilities.TaskItem(path));
             }
             else ok = false;
@@ -145,24 +127,24 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
 
     /// <summary>Verifies one file and reports its diagnostics by policy; the entry to remember (with the diagnostics
     /// it reported, to report again while the file is unchanged), or null when the file fails the policy.</summary>
-    CacheEntry? VerifyOne(string path, string shown, List<AllowRule> rules)
+    CacheEntry? VerifyOne(string path, string shown, ProjectPolicy policy)
     {
         try
         {
-            var report = Verifier.Verify(path, new VerifyOptions { Strict = Strict, HardenSls = HardenSls, Allow = rules });
+            var report = Verifier.Verify(path, policy.VerifyOptions);
             int shownCount = 0, hidden = 0;
             var reported = new List<CachedDiagnostic>();
             foreach (var d in report.Diagnostics)
             {
                 if (d.Severity == Severity.Error && shownCount >= MaxFindingsPerFile) { hidden++; continue; }
                 if (d.Severity == Severity.Error) shownCount++;
-                DiagnosticLogging.Log(Log, d, shown, Policy);
+                DiagnosticLogging.LogVerifyDiagnostic(Log, d, shown, policy.Mode);
                 reported.Add(new CachedDiagnostic(d.Code, d.Severity, d.Message, d.SourceFile, d.Line));
             }
             LogHidden(shown, hidden);
+            DiagnosticLogging.LogWaived(Log, report);
             Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
-            bool failed = report.HasErrors && Policy == "Error";
-            return failed ? null : new CacheEntry("", 0, 0, reported, hidden);
+            return policy.Mode.Fails(report) ? null : new CacheEntry("", 0, 0, reported, hidden);
         }
         catch (RetpolineException e)
         {
@@ -180,21 +162,14 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
 
     /// <summary>A remembered file's diagnostics, reported again exactly as when it was verified (same policy: the
     /// policy is part of the cache key).</summary>
-    void Replay(CacheEntry entry, string shown)
+    void Replay(CacheEntry entry, string shown, PolicyMode mode)
     {
         if (entry.Diagnostics is not { Count: > 0 } diagnostics) return;
         foreach (var d in diagnostics)
-            DiagnosticLogging.Log(Log, new Diagnostic(d.Code, d.Severity, d.Message, SourceFile: d.SourceFile, Line: d.Line), shown, Policy);
+            DiagnosticLogging.LogVerifyDiagnostic(Log, new Diagnostic(d.Code, d.Severity, d.Message, SourceFile: d.SourceFile, Line: d.Line), shown, mode);
         LogHidden(shown, entry.Hidden);
         Log.LogMessage(MessageImportance.Normal, "Retpoline: {0}: unchanged since verified; its {1} diagnostic(s) reported again", shown, diagnostics.Count + entry.Hidden);
     }
-
-    /// <summary>
-    /// The .NET SDK's apphost for `name.dll` (this project's, or a referenced Exe's copied beside it): an executable
-    /// `name` next to `name.dll` and `name.runtimeconfig.json`. It is Microsoft's binary, not this solution's code.
-    /// </summary>
-    static bool IsDotNetAppHost(string path)
-        => Path.GetExtension(path).Length == 0 && File.Exists(path + ".dll") && File.Exists(path + ".runtimeconfig.json");
 
     static string Hash(string path)
     {
@@ -240,11 +215,5 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         if (File.Exists(CacheFile) && File.ReadAllText(CacheFile) == text) return;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(CacheFile))!);
         File.WriteAllText(CacheFile, text);
-    }
-
-    bool Fail(string message)
-    {
-        Log.LogError(null, Toolchain.ToolchainCodes.InvalidPropertyOrItem, null, null, 0, 0, 0, 0, "{0}", message);
-        return false;
     }
 }
