@@ -55,6 +55,12 @@ public static class Program
             stderr.WriteLine(Reporting.TextEscape.Line($"retpoline: {e.OneLine}"));
             return ExitCodes.Unusable;
         }
+        catch (Policy.InvalidSettingException e)
+        {
+            // A waiver without a Reason: the same code and text as in a build.
+            stderr.WriteLine($"retpoline: error {e.Code}: {e.Message}");
+            return ExitCodes.Unusable;
+        }
         catch (Exception e)
         {
             // A bug of ours: still one coded line, with enough to report it.

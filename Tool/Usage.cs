@@ -6,7 +6,7 @@ static class Usage
         retpoline — verify and patch Spectre-v2 retpoline thunks in x86-64 ELF files
 
         Usage:
-          retpoline verify [--json] [--sarif FILE] [--strict] [--harden-sls] [--allow PATTERN=REASON]... FILE...
+          retpoline verify [--json] [--sarif FILE] [--strict] [--harden-sls] [--allow [KIND:]GLOB[,KIND:GLOB]=REASON]... FILE...
           retpoline patch --vendor Generic|Amd|None|Host [--minimum V] [--call-sites thunk|inline] [--dry-run] [--explain]
                           [--allow-owner-change] [--allow-read-only] [--break-hard-links] FILE...
           retpoline status [PID] [--json] [--minimum V]
@@ -19,7 +19,10 @@ static class Usage
           --sarif FILE    also write a SARIF 2.1.0 log to FILE (never an input: RPL0111; renamed into place at the end)
           --strict        toolchain startup code (crt1/crti/crtbegin, the PLT they use) is an error too (RPL0003)
           --harden-sls    report ret / indirect jmp in user code not followed by int3 (RPL0005)
-          --allow P=R     allow findings in functions matching glob P, for reason R (like RetpolineAllow); repeatable
+          --allow SPEC=R  waive the findings SPEC matches, for reason R (required; like RetpolineAllow). SPEC is a
+                          function glob (`jit_*`), or KIND:GLOB parts joined by `,` that must all match, KIND one of
+                          function, archive, object, source: `archive:liblzma.a`, `source:third_party/*,function:z_*`.
+                          A path glob matches the whole path or any tail after a `/`. Waived findings stay listed; repeatable.
 
         patch    Rewrite every recognised thunk body for a CPU vendor, atomically (temp file + rename), idempotently,
                  keeping owner, group, every mode bit and extended attribute; refuses what it cannot keep (RPL0112–RPL0115).
@@ -47,7 +50,9 @@ static class Usage
                  installed .NET SDK's MSBuild (no restore or build needed) and print one row per project: kind (native,
                  managed-with-package, managed-without-package), vendor, policy, and the native binaries it produces or ships (its output,
                  native ProjectReferences, None/Content copied to output, restored packages' linux-x64 native assets,
-                 RetpolineBinary) with their status: PASS, FAIL, exempt (RetpolineExclude), not built.
+                 RetpolineBinary) with their status: PASS, FAIL, exempt (RetpolineExclude), not built, each verified
+                 with its project's RetpolineAllow, RetpolineStrict and RetpolineHardenSls, as the build does. A DIR
+                 means every project under it, recursively (bin/ and obj/ skipped), solution files or not.
           --json            print one JSON object: {"projects":[{"path","kind","vendor","policy","binaries":[{"path","origin","status","errors"}]}]}
           --sarif FILE      also write the verified binaries' findings as SARIF 2.1.0
           --require-policy  a project that ships native code without Retpoline.Sdk is a failure (exit 1)
@@ -55,7 +60,8 @@ static class Usage
 
         Options are given once each (only --allow repeats); values are names, in any case.
         Exit codes: 0 clean, 1 findings (any error), 2 unusable input, a refused patch, or usage.
-        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0115 and (audit) RPL0211–RPL0212, documented in docs/diagnostics.md.
+        Diagnostics: RPL0001–RPL0018, RPL0100–RPL0115, RPL0208 (a waiver without a reason) and (audit) RPL0211–RPL0212,
+        documented in docs/diagnostics.md.
 
         """;
 }

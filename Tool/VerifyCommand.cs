@@ -1,3 +1,4 @@
+using Retpoline.Policy;
 using Retpoline.Reporting;
 
 namespace Retpoline.Tool;
@@ -16,7 +17,7 @@ static class VerifyCommand
         {
             Strict = a.Has("--strict"),
             HardenSls = a.Has("--harden-sls"),
-            Allow = a.All("--allow").Select(ParseAllow).ToList(),
+            Allow = Waivers.Parse(a.All("--allow").Select(AllowSpec.Parse)).Findings,
         };
 
         // The report is checked (never an input, a regular file, a writable directory) and opened — unnamed —
@@ -67,12 +68,5 @@ static class VerifyCommand
 
         if (unusable.Count > 0) return ExitCodes.Unusable;
         return reports.Any(r => r.HasErrors) ? ExitCodes.Findings : ExitCodes.Clean;
-    }
-
-    static AllowRule ParseAllow(string s)
-    {
-        int eq = s.IndexOf('=');
-        if (eq <= 0 || eq == s.Length - 1) throw new UsageException($"--allow takes PATTERN=REASON (a reason is required), got '{s}'");
-        return new AllowRule(s[..eq], s[(eq + 1)..]);
     }
 }

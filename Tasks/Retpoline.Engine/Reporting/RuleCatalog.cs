@@ -30,7 +30,7 @@ public static class RuleCatalog
         new(Codes.SlsUnprotected, "StraightLineSpeculation", "ret or indirect jmp not followed by int3 (RetpolineHardenSls)",
             "The CPU may speculatively execute the bytes straight after a ret or indirect jmp.",
             "Compile with -mharden-sls=all (GCC >= 12, Clang >= 15); in assembly put int3 after each ret / jmp *.",
-            "You do not need SLS hardening: RetpolineHardenSls=false (the default).", Severity.Error),
+            "You do not need SLS hardening: RetpolineHardenSls=false (the default); one reviewed function or prebuilt code you cannot rebuild: RetpolineAllow by function or origin.", Severity.Error),
         new(Codes.ThunkMissing, "ThunkMissing", "A retpoline thunk is called but not defined",
             "Code compiled with thunk-extern calls __x86_indirect_thunk_<reg>, but this file defines no such symbol: the program would fail to load or call the wrong thing.",
             "Link native/retpoline_thunks.S (the SDK does this for every Exe and Library).",
