@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
-using Microsoft.Build.Evaluation;
 using Microsoft.Build.Locator;
 using Retpoline.Policy;
 using Retpoline.Reporting;
@@ -12,7 +11,9 @@ namespace Retpoline.Tool;
 /// <summary>
 /// `retpoline audit SOLUTION|PROJECT|DIR`: evaluate every project with the installed .NET SDK's MSBuild (no restore,
 /// no build) and print one row per project: what kind it is, its vendor and policy, the native binaries it produces
-/// or ships and whether each verifies. Exit 1 when a binary violates its project's policy (or, with
+/// or ships and whether each verifies. Each binary is decided as the build decides it (<see cref="ShippedBinaries"/>)
+/// and verified with the project's own <see cref="ProjectPolicy"/> (RetpolineAllow, RetpolineStrict,
+/// RetpolineHardenSls), so audit and build agree. Exit 1 when a binary violates its project's policy (or, with
 /// --require-policy, when a project ships native code without the package), 2 for unusable input.
 /// </summary>
 static class AuditCommand
@@ -35,18 +36,18 @@ static class AuditCommand
         long evaluateMs = clock.ElapsedMilliseconds;
 
         string root = Directory.Exists(input) ? input : Path.GetDirectoryName(input)!;
-        var verified = new Dictionary<string, AuditBinary>(StringComparer.Ordinal);
+        var verified = new Dictionary<(string Path, string Settings), AuditBinary>();
         var reports = new List<VerifyReport>();
         var unusable = new List<RetpolineException>();
         bool violation = false, unusableInput = false;
         foreach (var p in projects)
         {
-            if (p.Error is not null) { unusableInput = true; stderr.WriteLine(TextEscape.Line($"retpoline: error {ToolchainCodes.AuditUnusableProject}: {p.Path}: {p.Error}")); }
+            if (p.Error is not null) { unusableInput = true; stderr.WriteLine(TextEscape.Line($"retpoline: error {p.ErrorCode}: {p.Path}: {p.Error}")); continue; }
             foreach (var b in p.Binaries)
             {
                 Check(b, p, verified, reports, unusable);
-                if (b.Status == "FAIL" && p.Policy == "Error") violation = true;
-                if (b.Status == "unusable") unusableInput = true;
+                if (b.Status == AuditStatus.Fail && p.Mode == PolicyMode.Error) violation = true;
+                if (b.Status == AuditStatus.Unusable) unusableInput = true;
             }
             if (a.Has("--require-policy") && p.Kind == AuditKinds.ManagedWithout && p.Binaries.Count > 0) violation = true;
         }
@@ -73,27 +74,35 @@ static class AuditCommand
         }
     }
 
-    /// <summary>Not built yet, exempt, not x86-64 ELF, PASS, FAIL or unusable; each file verified once per audit.</summary>
-    static void Check(AuditBinary b, AuditProject p, Dictionary<string, AuditBinary> verified, List<VerifyReport> reports, List<RetpolineException> unusable)
+    /// <summary>
+    /// Not built, not x86-64 ELF, .NET apphost, exempt, PASS, FAIL or unusable, decided as the build decides; each
+    /// file verified once per audit and project settings (two projects may ship one file under different waivers).
+    /// </summary>
+    static void Check(AuditBinary b, AuditProject p, Dictionary<(string, string), AuditBinary> verified, List<VerifyReport> reports, List<RetpolineException> unusable)
     {
-        var exclude = p.Excludes.FirstOrDefault(e => Glob.IsMatch(e.Pattern, Path.GetFileName(b.Path)));
-        if (exclude is not null) { b.Status = "exempt"; b.Detail = $"RetpolineExclude '{exclude.Name}': {exclude.Reason}"; return; }
-        if (!File.Exists(b.Path)) { b.Status = "not built"; return; }
-        if (verified.TryGetValue(b.Path, out var known)) { b.Status = known.Status; b.Errors = known.Errors; b.Detail = known.Detail; return; }
-        verified[b.Path] = b;
-        if (!Retpoline.Elf.ElfSniff.Read(b.Path).IsX86_64Elf) { b.Status = "not x86-64 ELF"; return; }
+        var decision = ShippedBinaries.Decide(new ShippedFile(b.Path, b.RelativePath, b.ShippedAs, b.Named), p.Settings.Waivers);
+        switch (decision.Verdict)
+        {
+            case ShippedVerdict.Missing: b.Status = AuditStatus.NotBuilt; return;
+            case ShippedVerdict.NotX86_64Elf: b.Status = AuditStatus.NotX86_64Elf; b.Detail = decision.Sniff.Describe(); return;
+            case ShippedVerdict.DotNetAppHost: b.Status = AuditStatus.AppHost; return;
+            case ShippedVerdict.Exempt: b.Status = AuditStatus.Exempt; b.Detail = $"RetpolineExclude '{decision.Exemption!.Name}': {decision.Exemption.Reason}"; return;
+        }
+        var key = (b.Path, p.Settings.VerdictFingerprint);
+        if (verified.TryGetValue(key, out var known)) { b.Status = known.Status; b.Errors = known.Errors; b.Detail = known.Detail; return; }
+        verified[key] = b;
         try
         {
-            var report = Verifier.Verify(b.Path, new VerifyOptions { Strict = p.Strict });
+            var report = Verifier.Verify(b.Path, p.Settings.VerifyOptions);
             reports.Add(report);
             b.Errors = report.Diagnostics.Count(d => d.Severity == Severity.Error);
-            b.Status = report.HasErrors ? "FAIL" : "PASS";
+            b.Status = report.HasErrors ? AuditStatus.Fail : AuditStatus.Pass;
             b.Detail = TextReport.Summary(report);
         }
         catch (RetpolineException e)
         {
             unusable.Add(e);
-            b.Status = "unusable";
+            b.Status = AuditStatus.Unusable;
             b.Detail = $"{e.Code}: {e.Message}";
         }
     }
@@ -102,13 +111,14 @@ static class AuditCommand
 
     static void WriteText(TextWriter o, string input, string configuration, string root, List<AuditProject> projects, long evaluateMs, long totalMs, bool requirePolicy)
     {
-        o.WriteLine($"retpoline audit {TextEscape.Line(input)} (Configuration={TextEscape.Line(configuration)}): {projects.Count} project(s), evaluated in {evaluateMs} ms, {totalMs} ms in all");
+        string found = Directory.Exists(input) ? $"{projects.Count} project(s) found under the folder" : $"{projects.Count} project(s)";
+        o.WriteLine($"retpoline audit {TextEscape.Line(input)} (Configuration={TextEscape.Line(configuration)}): {found}, evaluated in {evaluateMs} ms, {totalMs} ms in all");
         var rows = projects.Select(p => new[]
         {
             Rel(root, p.Path), p.Kind, p.Vendor, p.Policy,
-            p.Error is not null ? $"error: {p.Error}" :
-            p.Binaries.Count == 0 ? "(no native binaries)" :
-            string.Join("; ", p.Binaries.Select(b => $"{Rel(root, b.Path)} [{b.Origin}] {b.Status}{(b.Errors > 0 ? $" ({b.Errors} error(s))" : "")}{(b.Status == "exempt" ? $" ({b.Detail})" : "")}")),
+            p.Error is not null ? $"error {p.ErrorCode}: {p.Error}" :
+            (p.Binaries.Count == 0 ? "(no native binaries)" : string.Join("; ", p.Binaries.Select(b => Row(root, b)))) +
+            (p.Note is not null ? $" (note: {p.Note})" : ""),
         }).ToList();
         string[] header = ["PROJECT", "KIND", "VENDOR", "POLICY", "NATIVE BINARIES"];
         var widths = Enumerable.Range(0, 4).Select(i => rows.Select(r => r[i].Length).Append(header[i].Length).Max()).ToArray();
@@ -118,6 +128,9 @@ static class AuditCommand
         foreach (var p in projects.Where(p => p.Kind == AuditKinds.ManagedWithout && p.Binaries.Count > 0))
             o.WriteLine($"{(requirePolicy ? "error" : "note")}: {TextEscape.Line(Rel(root, p.Path))} ships native code without Retpoline.Sdk (add <PackageReference Include=\"Retpoline.Sdk\" PrivateAssets=\"all\" />)");
     }
+
+    static string Row(string root, AuditBinary b)
+        => $"{Rel(root, b.Path)} [{b.ShippedAs}] {b.Status}{(b.Errors > 0 ? $" ({b.Errors} error(s))" : "")}{(b.Status == AuditStatus.Exempt ? $" ({b.Detail})" : "")}";
 
     static void WriteJson(TextWriter o, string input, string configuration, string root, List<AuditProject> projects, long totalMs)
     {
@@ -136,13 +149,15 @@ static class AuditCommand
                 w.WriteString("kind", p.Kind);
                 w.WriteString("vendor", p.Vendor);
                 w.WriteString("policy", p.Policy);
-                if (p.Error is not null) w.WriteString("error", p.Error);
+                if (p.Error is not null) { w.WriteString("error", p.Error); w.WriteString("code", p.ErrorCode); }
+                if (p.Note is not null) w.WriteString("note", p.Note);
                 w.WriteStartArray("binaries");
                 foreach (var b in p.Binaries)
                 {
                     w.WriteStartObject();
                     w.WriteString("path", Rel(root, b.Path));
-                    w.WriteString("origin", b.Origin);
+                    // "origin" in the audit's JSON is how the file ships (AuditBinary.ShippedAs); finding origins are verify's.
+                    w.WriteString("origin", b.ShippedAs);
                     w.WriteString("status", b.Status);
                     w.WriteNumber("errors", b.Errors);
                     if (b.Detail is not null) w.WriteString("detail", b.Detail);
@@ -163,12 +178,21 @@ static class AuditKinds
     public const string Native = "native", ManagedWith = "managed-with-package", ManagedWithout = "managed-without-package", Unknown = "unknown";
 }
 
-sealed record AuditExclude(string Name, string Pattern, string Reason);
+static class AuditStatus
+{
+    public const string NotBuilt = "not built", NotX86_64Elf = "not x86-64 ELF", AppHost = ".NET apphost", Exempt = "exempt",
+        Pass = "PASS", Fail = "FAIL", Unusable = "unusable";
+}
 
-sealed class AuditBinary(string path, string origin)
+/// <summary>One file a project ships, how it gets there, and what the audit found.</summary>
+/// <param name="shippedAs">`output`, `ProjectReference x.nativeproj`, `package Foo/1.2.3`, `None`, `Content`, `RetpolineBinary`.</param>
+/// <param name="relativePath">Where it lands relative to the project's output folder (what RetpolineExclude paths match).</param>
+sealed class AuditBinary(string path, string shippedAs, string relativePath, bool named = false)
 {
     public string Path { get; } = path;
-    public string Origin { get; } = origin;
+    public string ShippedAs { get; } = shippedAs;
+    public string RelativePath { get; } = relativePath;
+    public bool Named { get; } = named;
     public string Status { get; set; } = "";
     public int Errors { get; set; }
     public string? Detail { get; set; }
@@ -179,169 +203,14 @@ sealed class AuditProject(string path)
     public string Path { get; } = path;
     public string Kind { get; set; } = AuditKinds.Unknown;
     public string Vendor { get; set; } = "-";
+    /// <summary>As shown: the project's RetpolinePolicy, `None` when RetpolineEnabled is false, `-` without the package.</summary>
     public string Policy { get; set; } = "-";
-    public bool Strict { get; set; }
+    /// <summary>The mode a FAIL is judged by; null for a project without the package (its binaries only inform).</summary>
+    public PolicyMode? Mode { get; set; }
+    public ProjectPolicy Settings { get; set; } = ProjectPolicy.Default;
     public string? Error { get; set; }
+    public string ErrorCode { get; set; } = ToolchainCodes.AuditUnusableProject;
+    /// <summary>How the binaries were found, when not by the project's own RetpolineShippedBinaries target.</summary>
+    public string? Note { get; set; }
     public List<AuditBinary> Binaries { get; } = new();
-    public List<AuditExclude> Excludes { get; } = new();
-}
-
-/// <summary>Everything that touches Microsoft.Build types; only called after the locator registered an MSBuild.</summary>
-static class AuditEvaluator
-{
-    static readonly string[] CopyModes = ["Always", "PreserveNewest", "IfDifferent"];
-
-    public static List<AuditProject> Evaluate(string input, string configuration)
-    {
-        var paths = ProjectsOf(input);
-        using var collection = new ProjectCollection(new Dictionary<string, string> { ["Configuration"] = configuration });
-        var evaluated = new System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<(AuditProject Audit, Project? Msbuild)>>(StringComparer.Ordinal);
-        (AuditProject, Project?) Load(string path) => evaluated.GetOrAdd(path, p => new Lazy<(AuditProject, Project?)>(() => LoadNow(p))).Value;
-        (AuditProject, Project?) LoadNow(string path)
-        {
-            var audit = new AuditProject(path);
-            Project? project = null;
-            try
-            {
-                project = Project.FromFile(path, new Microsoft.Build.Definition.ProjectOptions
-                {
-                    ProjectCollection = collection,
-                    LoadSettings = ProjectLoadSettings.IgnoreMissingImports | ProjectLoadSettings.IgnoreEmptyImports | ProjectLoadSettings.IgnoreInvalidImports,
-                });
-            }
-            catch (Exception e) when (e is Microsoft.Build.Exceptions.InvalidProjectFileException or IOException or UnauthorizedAccessException)
-            {
-                audit.Error = e.Message.Split('\n')[0].Trim();
-            }
-            return (audit, project);
-        }
-
-        // Evaluation is most of the time an audit takes; a shared ProjectCollection (its parsed-import cache)
-        // evaluates in parallel.
-        Parallel.ForEach(paths, path => Load(path));
-        foreach (var path in paths)
-        {
-            var (audit, project) = Load(path);
-            if (project is null) continue;
-            bool native = project.GetPropertyValue("UsingRetpolineSdk") == "true";
-            bool package = project.GetItems("PackageReference").Concat(project.GetItems("GlobalPackageReference"))
-                .Any(i => i.EvaluatedInclude.Equals("Retpoline.Sdk", StringComparison.OrdinalIgnoreCase));
-            audit.Kind = native ? AuditKinds.Native : package ? AuditKinds.ManagedWith : AuditKinds.ManagedWithout;
-            if (native || package)
-            {
-                // Without a restore the package's props are not imported yet: its defaults apply.
-                audit.Vendor = Or(project.GetPropertyValue("RetpolineVendor"), "Generic");
-                audit.Policy = Or(project.GetPropertyValue("RetpolinePolicy"), "Error");
-                audit.Strict = project.GetPropertyValue("RetpolineStrict") == "true";
-                if (project.GetPropertyValue("RetpolineEnabled") == "false") audit.Policy = "None";
-            }
-            foreach (var e in project.GetItems("RetpolineExclude"))
-                audit.Excludes.Add(new AuditExclude(e.EvaluatedInclude, Or(e.GetMetadataValue("Pattern"), e.EvaluatedInclude), Or(e.GetMetadataValue("Reason"), "(no Reason)")));
-
-            if (native)
-            {
-                string type = project.GetPropertyValue("RetpolineOutputType");
-                string target = project.GetPropertyValue("TargetPath");
-                if (type is "Exe" or "Library" && target.Length > 0) audit.Binaries.Add(new AuditBinary(target, "output"));
-            }
-            foreach (var reference in project.GetItems("ProjectReference"))
-            {
-                string refPath = Path.GetFullPath(Path.Combine(project.DirectoryPath, reference.EvaluatedInclude));
-                if (!File.Exists(refPath)) continue;
-                var (refAudit, refProject) = Load(refPath);
-                if (refProject is null || refProject.GetPropertyValue("UsingRetpolineSdk") != "true" || refProject.GetPropertyValue("RetpolineOutputType") != "Library") continue;
-                audit.Binaries.Add(new AuditBinary(refProject.GetPropertyValue("TargetPath"), "ProjectReference " + Path.GetFileName(refPath)));
-            }
-            if (!native)
-            {
-                foreach (var item in project.GetItems("None").Concat(project.GetItems("Content")))
-                {
-                    if (!CopyModes.Contains(item.GetMetadataValue("CopyToOutputDirectory"))) continue;
-                    string file = Path.GetFullPath(Path.Combine(project.DirectoryPath, item.EvaluatedInclude));
-                    bool looksNative = File.Exists(file) ? Retpoline.Elf.ElfSniff.Read(file).IsElf : Path.GetFileName(file).Contains(".so", StringComparison.Ordinal);
-                    if (looksNative) audit.Binaries.Add(new AuditBinary(file, item.ItemType));
-                }
-                foreach (var (file, origin) in PackageNativeAssets(project)) audit.Binaries.Add(new AuditBinary(file, origin));
-            }
-            foreach (var item in project.GetItems("RetpolineBinary"))
-                audit.Binaries.Add(new AuditBinary(Path.GetFullPath(Path.Combine(project.DirectoryPath, item.EvaluatedInclude)), "RetpolineBinary"));
-        }
-        return paths.Select(p => Load(p).Item1).ToList();
-    }
-
-    static string Or(string value, string fallback) => value.Length > 0 ? value : fallback;
-
-    /// <summary>linux-x64 native assets of restored packages, from obj/project.assets.json when a restore has run.</summary>
-    static IEnumerable<(string File, string Origin)> PackageNativeAssets(Project project)
-    {
-        string assets = Path.Combine(project.DirectoryPath, project.GetPropertyValue("MSBuildProjectExtensionsPath"), "project.assets.json");
-        if (!File.Exists(assets)) yield break;
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(assets));
-        var root = doc.RootElement;
-        if (!root.TryGetProperty("packageFolders", out var folders) || !root.TryGetProperty("libraries", out var libraries) || !root.TryGetProperty("targets", out var targets)) yield break;
-        string? folder = folders.EnumerateObject().Select(f => f.Name).FirstOrDefault();
-        if (folder is null) yield break;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var target in targets.EnumerateObject())
-            foreach (var library in target.Value.EnumerateObject())
-            {
-                if (!libraries.TryGetProperty(library.Name, out var lib) || !lib.TryGetProperty("path", out var libPath)) continue;
-                var files = new List<string>();
-                if (library.Value.TryGetProperty("runtimeTargets", out var rt))
-                    files.AddRange(rt.EnumerateObject().Where(a => a.Value.TryGetProperty("assetType", out var t) && t.GetString() == "native"
-                        && a.Value.TryGetProperty("rid", out var rid) && rid.GetString() is "linux-x64" or "linux" or "unix").Select(a => a.Name));
-                if (target.Name.EndsWith("/linux-x64", StringComparison.Ordinal) && library.Value.TryGetProperty("native", out var nat))
-                    files.AddRange(nat.EnumerateObject().Select(a => a.Name));
-                foreach (var f in files.Where(f => !f.EndsWith("/_._", StringComparison.Ordinal)))
-                {
-                    string full = Path.GetFullPath(Path.Combine(folder, libPath.GetString()!, f));
-                    if (seen.Add(full)) yield return (full, "package " + library.Name);
-                }
-            }
-    }
-
-    /// <summary>The projects of a solution (.sln, .slnx), a project file, or every project file under a folder.</summary>
-    static List<string> ProjectsOf(string input)
-    {
-        if (Directory.Exists(input))
-        {
-            var solutions = Directory.GetFiles(input, "*.sln").Concat(Directory.GetFiles(input, "*.slnx")).Order(StringComparer.Ordinal).ToList();
-            if (solutions.Count > 0) return solutions.SelectMany(ProjectsOf).Distinct(StringComparer.Ordinal).ToList();
-            return Directory.EnumerateFiles(input, "*.*proj", SearchOption.AllDirectories)
-                .Where(f => !f.Split(Path.DirectorySeparatorChar).Any(d => d is "bin" or "obj" or "node_modules" or ".git"))
-                .Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList();
-        }
-        if (input.EndsWith(".sln", StringComparison.OrdinalIgnoreCase) || input.EndsWith(".slnx", StringComparison.OrdinalIgnoreCase))
-        {
-            try
-            {
-                return Microsoft.Build.Construction.SolutionFile.Parse(input).ProjectsInOrder
-                    .Where(p => p.ProjectType == Microsoft.Build.Construction.SolutionProjectType.KnownToBeMSBuildFormat)
-                    .Select(p => Path.GetFullPath(p.AbsolutePath)).ToList();
-            }
-            catch (Microsoft.Build.Exceptions.InvalidProjectFileException) when (input.EndsWith(".slnx", StringComparison.OrdinalIgnoreCase) && SlnxProjects(input) is { } listed)
-            {
-                // The solution parser rejects a project whose extension it does not know unless the entry names a
-                // Type (`dotnet sln add` writes one for our SDK); the .slnx format itself is plain enough to read.
-                return listed;
-            }
-            catch (Microsoft.Build.Exceptions.InvalidProjectFileException e)
-            {
-                throw new RetpolineException(ToolchainCodes.AuditUnusableProject, input, $"cannot read the solution: {e.Message.Split('\n')[0]}");
-            }
-        }
-        return [input];
-    }
-
-    static List<string>? SlnxProjects(string slnx)
-    {
-        try
-        {
-            var doc = System.Xml.Linq.XDocument.Load(slnx);
-            string dir = Path.GetDirectoryName(slnx)!;
-            return doc.Descendants("Project").Select(p => (string?)p.Attribute("Path")).OfType<string>()
-                .Select(p => Path.GetFullPath(Path.Combine(dir, p.Replace('\\', '/')))).ToList();
-        }
-        catch (System.Xml.XmlException) { return null; }
-    }
 }

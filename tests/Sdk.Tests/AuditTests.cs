@@ -90,4 +90,98 @@ public sealed class AuditTests(ITestOutputHelper log)
 
         Assert.Equal(2, Audit(p, "no-such.slnx").ExitCode);
     }
+
+    /// <summary>
+    /// A project whose build passes only because of what audit used to ignore: a referenced native Exe (copied to the
+    /// output), a RetpolineAllow that waives both its RPL0001 and, under RetpolineHardenSls, its RPL0005, and a
+    /// RetpolineExclude by output-relative path. Audit must agree with the build, and so must a missing Reason.
+    /// </summary>
+    [Fact]
+    public void Audit_agrees_with_the_build_on_Exe_references_Allow_HardenSls_and_relative_path_Exclude()
+    {
+        string trampolineWithBareRet = Sources.TrampolineS; // `ret` with no int3 after it: RPL0005 under HardenSls
+        const string waivers = """
+            <RetpolineAllow Include="trampoline" Reason="reviewed trampoline" />
+            """;
+        string app = Sources.CSharpProject($"""
+            <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+                <ProjectReference Include="../native/tool/tool.nativeproj" />
+                <None Include="../vendor/libvendor.so" Link="plugins/libvendor.so" CopyToOutputDirectory="PreserveNewest" />
+                <RetpolineExclude Include="plugins/libvendor.so" Reason="vendor binary, tracked in SEC-42" />
+                {waivers}
+            </ItemGroup>
+            <PropertyGroup><RetpolineHardenSls>true</RetpolineHardenSls></PropertyGroup>
+            <ItemGroup>
+            """, "Exe");
+        var p = Sdk.NewProject("audit-agrees")
+            .Write("native/tool/tool.nativeproj", Sources.Project("Exe", $"<PropertyGroup><RetpolineHardenSls>true</RetpolineHardenSls></PropertyGroup><ItemGroup>{waivers}</ItemGroup>"))
+            .Write("native/tool/main.c", Sources.TrampolineMainC)
+            .Write("native/tool/tramp.S", trampolineWithBareRet)
+            .Write("app/app.csproj", app)
+            .Write("app/Program.cs", "System.Console.WriteLine(\"hi\");\n");
+        Prebuilt.SharedLibrary(p, "vendor/libvendor.so", "vendor_apply");
+
+        var build = p.Build("app/app.csproj", "-v:n");
+        log.WriteLine(build.Output);
+        Assert.True(build.ExitCode == 0, build.Output);
+        Assert.Contains("allowed SlsGap 'ret'", build.Output);
+        Assert.Contains("Retpoline: bin/Debug/net10.0/plugins/libvendor.so is exempt from verification (RetpolineExclude 'plugins/libvendor.so': vendor binary, tracked in SEC-42)", build.Output);
+        Assert.Equal("seven=7", p.RunProgram("app/bin/Debug/net10.0/tool").Output.Trim());
+
+        var audit = Audit(p, ".", "--json");
+        Assert.Equal(0, audit.ExitCode);
+        using (var json = JsonDocument.Parse(audit.Output))
+        {
+            var rows = json.RootElement.GetProperty("projects").EnumerateArray().ToDictionary(r => r.GetProperty("path").GetString()!);
+            var binaries = rows["app/app.csproj"].GetProperty("binaries").EnumerateArray().ToDictionary(b => b.GetProperty("origin").GetString()!);
+            var tool = binaries["ProjectReference tool.nativeproj"];
+            Assert.Equal("native/tool/bin/Debug/tool", tool.GetProperty("path").GetString());
+            Assert.Equal("PASS", tool.GetProperty("status").GetString());
+            Assert.Contains("1 SLS gap(s)", tool.GetProperty("detail").GetString()); // verified under the project's HardenSls
+            Assert.Equal("exempt", binaries["None"].GetProperty("status").GetString());
+            var own = Assert.Single(rows["native/tool/tool.nativeproj"].GetProperty("binaries").EnumerateArray());
+            Assert.Equal("PASS", own.GetProperty("status").GetString());
+        }
+
+        // Without the Reason the build stops with RPL0208, and audit says the same about the project (exit 2).
+        p.Write("app/app.csproj", app.Replace(" Reason=\"reviewed trampoline\"", ""));
+        var noReason = p.Build("app/app.csproj");
+        log.WriteLine(noReason.Output);
+        Assert.NotEqual(0, noReason.ExitCode);
+        Assert.Contains("error RPL0208: RetpolineAllow 'trampoline' needs a Reason", noReason.Output);
+        var bad = Audit(p, "app/app.csproj");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains($"retpoline: error RPL0208: {p.PathOf("app/app.csproj")}: RetpolineAllow 'trampoline' needs a Reason", bad.Output);
+    }
+
+    [Fact]
+    public void Audit_of_a_folder_audits_every_project_under_it_recursively_whether_or_not_a_solution_is_there()
+    {
+        var p = Sdk.NewProject("audit-folder")
+            .Write("one/one.csproj", Sources.CSharpProject(""))
+            .Write("deep/er/two/two.nativeproj", Sources.Project("Library"))
+            .Write("deep/er/two/two.c", "int two(void) { return 2; }\n")
+            .Write("three/three.csproj", Sources.CSharpProject(""))
+            // Build output and tool folders are not sources of projects.
+            .Write("three/bin/Debug/stale/stale.csproj", Sources.CSharpProject(""))
+            .Write("three/obj/generated.csproj", Sources.CSharpProject(""))
+            .Write("node_modules/pkg/pkg.csproj", Sources.CSharpProject(""));
+
+        var folder = Audit(p, ".");
+        Assert.Equal(0, folder.ExitCode);
+        Assert.Contains("3 project(s) found under the folder", folder.Output);
+        Assert.Matches(@"(?m)^deep/er/two/two\.nativeproj\s+native\s+Generic\s+Error\s+deep/er/two/bin/Debug/libtwo\.so \[output\] not built", folder.Output);
+        Assert.Matches(@"(?m)^one/one\.csproj\s+managed-without-package", folder.Output);
+        Assert.Matches(@"(?m)^three/three\.csproj\s+managed-without-package", folder.Output);
+        Assert.DoesNotContain("stale", folder.Output);
+        Assert.DoesNotContain("generated", folder.Output);
+        Assert.DoesNotContain("pkg.csproj", folder.Output);
+
+        // A solution that lists only some of them does not narrow a folder audit; naming it does.
+        p.Write("some.slnx", "<Solution>\n  <Project Path=\"one/one.csproj\" />\n</Solution>\n");
+        Assert.Contains("3 project(s) found under the folder", Audit(p, ".").Output);
+        var solution = Audit(p, "some.slnx");
+        Assert.Contains("1 project(s),", solution.Output);
+        Assert.DoesNotContain("two.nativeproj", solution.Output);
+    }
 }
