@@ -175,7 +175,7 @@ public sealed class VerifyReport
     IReadOnlyList<Diagnostic>? diagnostics;
 
     /// <summary>
-    /// Every diagnostic: one per finding the policy rejects (RPL0001/2/3, in address order), then the file's own.
+    /// Every diagnostic: one per finding the policy rejects and no waiver matched (RPL0001/2/3/5, in address order), then the file's own.
     /// Built on first use: an unmitigated library has tens of thousands of findings, and a caller that only needs
     /// the verdict, the counts or the JSON should not pay for the message text.
     /// </summary>
