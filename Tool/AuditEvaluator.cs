@@ -7,7 +7,9 @@ namespace Retpoline.Tool;
 
 /// <summary>
 /// Everything that touches Microsoft.Build types; only called after the locator registered an MSBuild. Reads each
-/// project's kind, settings and waivers, and lists the files it ships the way the build's copy steps place them:
+/// project's kind, settings and waivers. What a project ships is its RetpolineShippedBinaries target's answer
+/// (<see cref="AuditShippedTarget"/>) when that can run; otherwise, and for projects without the package, the files
+/// are listed from evaluation the way the build's copy steps place them:
 /// its own output, the outputs of native projects it references (directly or through other references: Library and
 /// Exe alike, as GetCopyToOutputDirectoryItems copies both), None/Content copied to output, restored packages'
 /// linux-x64 native assets, and RetpolineBinary items.
@@ -72,7 +74,12 @@ static class AuditEvaluator
                 audit.Mode = project.GetPropertyValue("RetpolineEnabled").Equals("false", StringComparison.OrdinalIgnoreCase) ? PolicyMode.None : audit.Settings.Mode;
                 audit.Policy = audit.Mode.ToString()!;
             }
-            audit.Binaries.AddRange(ShippedFiles(project, native, Load));
+            var fromEvaluation = ShippedFiles(project, native, Load).ToList();
+            // The build's own answer when its target can run; evaluation alone, said so in the row, when not.
+            string? whyNot = null;
+            var shipped = native || package ? AuditShippedTarget.Run(project, fromEvaluation, out whyNot) : null;
+            audit.Binaries.AddRange(shipped ?? fromEvaluation);
+            audit.Note = whyNot;
         }
         return paths.Select(p => Load(p).Item1).ToList();
     }
@@ -80,7 +87,7 @@ static class AuditEvaluator
     /// <summary>What the build's copy steps put in the project's output folder, from evaluation alone.</summary>
     static IEnumerable<AuditBinary> ShippedFiles(Project project, bool native, Func<string, (AuditProject, Project?)> load)
     {
-        string outDir = Path.GetFullPath(Path.Combine(project.DirectoryPath, project.GetPropertyValue("OutDir")));
+        string outDir = OutDirOf(project);
         if (native && NativeOutput(project) is { } own) yield return new AuditBinary(own, "output", Path.GetFileName(own));
         foreach (var (file, reference) in ReferencedNativeOutputs(project, load))
             yield return new AuditBinary(file, "ProjectReference " + Path.GetFileName(reference), Path.GetFileName(file));
@@ -118,6 +125,9 @@ static class AuditEvaluator
                 if (IsNative(refProject) && NativeOutput(refProject) is { } output) yield return (output, refPath);
             }
     }
+
+    /// <summary>The output folder, absolute; MSBuild writes `bin\Debug/net10.0/` even on Linux.</summary>
+    public static string OutDirOf(Project p) => Path.GetFullPath(Path.Combine(p.DirectoryPath, p.GetPropertyValue("OutDir").Replace('\\', '/')));
 
     static bool IsNative(Project p) => p.GetPropertyValue("UsingRetpolineSdk") == "true";
 

@@ -48,12 +48,13 @@ static class Usage
 
         audit    Evaluate every project of a solution (.sln, .slnx), a project, or every project under a folder with the
                  installed .NET SDK's MSBuild (no restore or build needed) and print one row per project: kind (native,
-                 managed-with-package, managed-without-package), vendor, policy, and the native binaries it produces or ships (its output,
+                 managed-with-package, managed-without-package), vendor, policy, and the native binaries it produces or ships (its
+                 RetpolineShippedBinaries target's list; from evaluation, with a note, when that cannot run: its output,
                  native ProjectReferences, None/Content copied to output, restored packages' linux-x64 native assets,
                  RetpolineBinary) with their status: PASS, FAIL, exempt (RetpolineExclude), not built, each verified
                  with its project's RetpolineAllow, RetpolineStrict and RetpolineHardenSls, as the build does. A DIR
                  means every project under it, recursively (bin/ and obj/ skipped), solution files or not.
-          --json            print one JSON object: {"projects":[{"path","kind","vendor","policy","binaries":[{"path","origin","status","errors"}]}]}
+          --json            print one JSON object: {"projects":[{"path","kind","vendor","policy","note"?,"binaries":[{"path","origin","status","errors"}]}]}
           --sarif FILE      also write the verified binaries' findings as SARIF 2.1.0
           --require-policy  a project that ships native code without Retpoline.Sdk is a failure (exit 1)
           --configuration C evaluate with Configuration=C (default Debug)
