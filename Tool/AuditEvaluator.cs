@@ -147,14 +147,7 @@ static class AuditEvaluator
 
     /// <summary>RetpolineAllow / RetpolineExclude items as the waiver model's records, as the tasks pass them.</summary>
     static IEnumerable<WaiverItem> WaiverItems(Project project, string itemType)
-        => project.GetItems(itemType).Select(i => new WaiverItem(itemType, i.EvaluatedInclude)
-        {
-            Pattern = i.GetMetadataValue("Pattern"),
-            Archive = i.GetMetadataValue("Archive"),
-            Object = i.GetMetadataValue("Object"),
-            Source = i.GetMetadataValue("Source"),
-            Reason = i.GetMetadataValue("Reason"),
-        });
+        => project.GetItems(itemType).Select(i => WaiverItem.From(itemType, i.EvaluatedInclude, i.GetMetadataValue));
 
     static bool IsTrue(Project p, string property) => p.GetPropertyValue(property).Equals("true", StringComparison.OrdinalIgnoreCase);
 

@@ -67,12 +67,5 @@ static class DiagnosticLogging
     /// waiver model reads (<see cref="Waivers.Parse"/> decides what they mean).
     /// </summary>
     public static IEnumerable<WaiverItem> WaiverItems(string itemType, IEnumerable<Microsoft.Build.Framework.ITaskItem> items)
-        => items.Select(i => new WaiverItem(itemType, i.ItemSpec)
-        {
-            Pattern = i.GetMetadata("Pattern"),
-            Archive = i.GetMetadata("Archive"),
-            Object = i.GetMetadata("Object"),
-            Source = i.GetMetadata("Source"),
-            Reason = i.GetMetadata("Reason"),
-        });
+        => items.Select(i => WaiverItem.From(itemType, i.ItemSpec, i.GetMetadata));
 }

@@ -98,22 +98,31 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
                 newCache[path] = known; fromCache++; Replay(known, shown, policy.Mode); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
             }
             string hash = Hash(path);
-            // The same bytes under the same settings: remembered by this project, or verified by another project of
-            // this build (a library copied into every project that references it).
-            var same = byHash.GetValueOrDefault(hash) ?? BuildShared.Get<CacheEntry>(BuildEngine, "verified", settings + "|" + hash);
-            if (same is not null)
+            if (byHash.TryGetValue(hash, out var same))
             {
                 newCache[path] = same with { Length = info.Length, Ticks = info.LastWriteTimeUtc.Ticks };
-                byHash.TryAdd(hash, same);
                 fromCache++; Replay(same, shown, policy.Mode); verified.Add(new Microsoft.Build.Utilities.TaskItem(path)); continue;
             }
+            // The same bytes under the same settings, verified by another project of this build (a library copied into
+            // every project that references it, or the bin copy of a file being published): its verdict is this file's.
+            string sharedKey = settings + "|" + hash;
+            if (BuildShared.Get<SharedVerdict>(BuildEngine, "verified", sharedKey) is { } shared)
+            {
+                var entry = shared.Entry with { Length = info.Length, Ticks = info.LastWriteTimeUtc.Ticks };
+                newCache[path] = entry;
+                byHash.TryAdd(hash, entry);
+                LogRemembered(entry, shown, policy.Mode);
+                Log.LogMessage(MessageImportance.Normal, "{0}: {1} (the same bytes were verified earlier in this build)", path, shared.Verdict);
+                verified.Add(new Microsoft.Build.Utilities.TaskItem(path));
+                continue;
+            }
 
-            if (VerifyOne(path, shown, policy) is { } result)
+            if (VerifyOne(path, shown, policy) is ({ } result, var verdict))
             {
                 var entry = result with { Hash = hash, Length = info.Length, Ticks = info.LastWriteTimeUtc.Ticks };
                 newCache[path] = entry;
                 byHash.TryAdd(hash, entry);
-                BuildShared.Set(BuildEngine, "verified", settings + "|" + hash, entry);
+                BuildShared.Set(BuildEngine, "verified", sharedKey, new SharedVerdict(entry, verdict));
                 verified.Add(new Microsoft.Build.Utilities.TaskItem(path));
             }
             else ok = false;
@@ -126,8 +135,9 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     }
 
     /// <summary>Verifies one file and reports its diagnostics by policy; the entry to remember (with the diagnostics
-    /// it reported, to report again while the file is unchanged), or null when the file fails the policy.</summary>
-    CacheEntry? VerifyOne(string path, string shown, ProjectPolicy policy)
+    /// it reported, to report again while the file is unchanged), or null when the file fails the policy; and the
+    /// verdict, the summary line without the file's path.</summary>
+    (CacheEntry? Entry, string Verdict) VerifyOne(string path, string shown, ProjectPolicy policy)
     {
         try
         {
@@ -143,13 +153,15 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
             }
             LogHidden(shown, hidden);
             DiagnosticLogging.LogWaived(Log, report);
-            Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
-            return policy.Mode.Fails(report) ? null : new CacheEntry("", 0, 0, reported, hidden);
+            string summary = TextReport.Summary(report);
+            Log.LogMessage(MessageImportance.Normal, "{0}", summary);
+            string verdict = summary.StartsWith(report.Path + ": ", StringComparison.Ordinal) ? summary[(report.Path.Length + 2)..] : summary;
+            return (policy.Mode.Fails(report) ? null : new CacheEntry("", 0, 0, reported, hidden), verdict);
         }
         catch (RetpolineException e)
         {
             Log.LogError(null, e.Code, null, shown, 0, 0, 0, 0, "{0}", e.Message);
-            return null;
+            return (null, "");
         }
     }
 
@@ -164,11 +176,18 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     /// policy is part of the cache key).</summary>
     void Replay(CacheEntry entry, string shown, PolicyMode mode)
     {
-        if (entry.Diagnostics is not { Count: > 0 } diagnostics) return;
+        if (!LogRemembered(entry, shown, mode)) return;
+        Log.LogMessage(MessageImportance.Normal, "Retpoline: {0}: unchanged since verified; its {1} diagnostic(s) reported again", shown, entry.Diagnostics!.Count + entry.Hidden);
+    }
+
+    /// <summary>The diagnostics a remembered or shared verdict reported; false when there were none.</summary>
+    bool LogRemembered(CacheEntry entry, string shown, PolicyMode mode)
+    {
+        if (entry.Diagnostics is not { Count: > 0 } diagnostics) return false;
         foreach (var d in diagnostics)
             DiagnosticLogging.LogVerifyDiagnostic(Log, new Diagnostic(d.Code, d.Severity, d.Message, SourceFile: d.SourceFile, Line: d.Line), shown, mode);
         LogHidden(shown, entry.Hidden);
-        Log.LogMessage(MessageImportance.Normal, "Retpoline: {0}: unchanged since verified; its {1} diagnostic(s) reported again", shown, diagnostics.Count + entry.Hidden);
+        return true;
     }
 
     static string Hash(string path)
@@ -183,6 +202,10 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     /// <summary>A file that did not fail the policy: its content hash, size and time (the fast check), and the
     /// diagnostics it reported (none for a clean pass), with the number of findings not shown.</summary>
     sealed record CacheEntry(string Hash, long Length, long Ticks, List<CachedDiagnostic>? Diagnostics = null, int Hidden = 0);
+
+    /// <summary>A verdict shared with the other projects of this build: what to remember, and the summary line's
+    /// verdict (without the path, which is each project's own).</summary>
+    sealed record SharedVerdict(CacheEntry Entry, string Verdict);
 
     sealed record CacheDocument(string Settings, Dictionary<string, CacheEntry> Files);
 

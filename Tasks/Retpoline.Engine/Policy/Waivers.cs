@@ -28,6 +28,17 @@ public sealed record WaiverItem(string ItemType, string Include)
     public string Object { get; init; } = "";
     public string Source { get; init; } = "";
     public string Reason { get; init; } = "";
+
+    /// <summary>An item from its Include and a metadata reader (an MSBuild task item's or an evaluated item's): the
+    /// metadata names the waiver model reads are listed here once.</summary>
+    public static WaiverItem From(string itemType, string include, Func<string, string> metadata) => new(itemType, include)
+    {
+        Pattern = metadata("Pattern"),
+        Archive = metadata("Archive"),
+        Object = metadata("Object"),
+        Source = metadata("Source"),
+        Reason = metadata("Reason"),
+    };
 }
 
 /// <summary>A RetpolineExclude: a shipped file left unverified, matched by file name or output-relative path.</summary>
