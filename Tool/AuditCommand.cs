@@ -58,7 +58,7 @@ static class AuditCommand
 
         // Never onto the solution, a project or a binary it read; renamed into place whole.
         if (a.Get("--sarif") is { } sarif)
-            IO.ReportFile.Write(sarif, [input, .. projects.Select(p => p.Path), .. verified.Keys], stream => SarifWriter.Write(stream, reports, unusable));
+            IO.ReportFile.Write(sarif, [input, .. projects.Select(p => p.Path), .. verified.Keys.Select(k => k.Path)], stream => SarifWriter.Write(stream, reports, unusable));
         if (unusableInput) return ExitCodes.Unusable;
         return violation ? ExitCodes.Findings : ExitCodes.Clean;
     }
@@ -115,7 +115,7 @@ static class AuditCommand
         o.WriteLine($"retpoline audit {TextEscape.Line(input)} (Configuration={TextEscape.Line(configuration)}): {found}, evaluated in {evaluateMs} ms, {totalMs} ms in all");
         var rows = projects.Select(p => new[]
         {
-            Rel(root, p.Path), p.Kind, p.Vendor, p.Policy,
+            TextEscape.Line(Rel(root, p.Path)), p.Kind, p.Vendor, p.Policy,
             p.Error is not null ? $"error {p.ErrorCode}: {p.Error}" :
             (p.Binaries.Count == 0 ? "(no native binaries)" : string.Join("; ", p.Binaries.Select(b => Row(root, b)))) +
             (p.Note is not null ? $" (note: {p.Note})" : ""),
@@ -130,7 +130,7 @@ static class AuditCommand
     }
 
     static string Row(string root, AuditBinary b)
-        => $"{Rel(root, b.Path)} [{b.ShippedAs}] {b.Status}{(b.Errors > 0 ? $" ({b.Errors} error(s))" : "")}{(b.Status == AuditStatus.Exempt ? $" ({b.Detail})" : "")}";
+        => $"{TextEscape.Line(Rel(root, b.Path))} [{b.ShippedAs}] {b.Status}{(b.Errors > 0 ? $" ({b.Errors} error(s))" : "")}{(b.Status == AuditStatus.Exempt ? $" ({b.Detail})" : "")}";
 
     static void WriteJson(TextWriter o, string input, string configuration, string root, List<AuditProject> projects, long totalMs)
     {
