@@ -104,7 +104,7 @@ public sealed class AuditTests(ITestOutputHelper log)
             <RetpolineAllow Include="trampoline" Reason="reviewed trampoline" />
             """;
         string app = Sources.CSharpProject($"""
-            <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+            <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
                 <ProjectReference Include="../native/tool/tool.nativeproj" />
                 <None Include="../vendor/libvendor.so" Link="plugins/libvendor.so" CopyToOutputDirectory="PreserveNewest" />
                 <RetpolineExclude Include="plugins/libvendor.so" Reason="vendor binary, tracked in SEC-42" />

@@ -13,7 +13,7 @@ public sealed class NonRegularOutputTests(ITestOutputHelper log) : SdkTest(log)
     public void A_FIFO_in_the_output_folder_does_not_hang_the_build()
     {
         var p = Sdk.NewProject("fifo-output").Write("lib.csproj", Sources.CSharpProject("""
-            <PackageReference Include="Retpoline.Sdk" Version="1.0.0" PrivateAssets="all" />
+            <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
                 <None Include="data/libplugin.so" CopyToOutputDirectory="PreserveNewest" />
                 <RetpolineBinary Include="bin/Debug/net10.0/named.fifo" />
             """));
