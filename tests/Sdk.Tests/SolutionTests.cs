@@ -37,12 +37,16 @@ public sealed class SolutionTests(ITestOutputHelper log) : SdkTest(log)
     [Fact]
     public void A_referenced_native_executable_is_copied_next_to_the_CSharp_program_and_published()
     {
-        var p = PInvokeSolution("native-exe", "<ProjectReference Include=\"../helper/helper.nativeproj\" />")
+        var p = PInvokeSolution("native-exe", "<ProjectReference Include=\"../helper/helper.nativeproj\" /><PackageReference Include=\"Retpoline.Sdk\" Version=\"$(RetpolineSdkVersion)\" PrivateAssets=\"all\" />")
             .Write("helper/helper.nativeproj", Sources.Project("Exe"))
             .Write("helper/main.c", "#include <stdio.h>\nstatic int twice(int x) { return 2 * x; }\nint (*volatile op)(int) = twice;\nint main(void) { printf(\"helper=%d\\n\", op(21)); return 0; }\n");
         Must(p.Build("app/app.csproj"), "dotnet build");
         Assert.Equal("helper=42", p.RunProgram("app/bin/Debug/net10.0/helper").Output.Trim());
         Assert.Equal("mathx=42", p.RunProgram("app/bin/Debug/net10.0/app").Output.Trim());
+        // What the project ships, and how each file got there: the list the build verifies and audit reports.
+        var shipped = Must(p.Dotnet("msbuild", "app/app.csproj", "-nologo", "-t:RetpolineShippedBinaries", "-getItem:RetpolineShippedBinary"), "RetpolineShippedBinaries").Output;
+        Assert.Matches(@"libmathx\.so""[^}]*""Origin"": ""ProjectReference \.\./native/mathx\.nativeproj""", shipped);
+        Assert.Matches(@"net10\.0/helper""[^}]*""Origin"": ""ProjectReference \.\./helper/helper\.nativeproj""", shipped);
         Must(p.Dotnet("publish", "app/app.csproj", "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-nologo"), "dotnet publish");
         Assert.Equal("helper=42", p.RunProgram("app/bin/Release/net10.0/linux-x64/publish/helper").Output.Trim());
     }
