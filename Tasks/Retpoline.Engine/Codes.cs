@@ -11,8 +11,8 @@ public static class Codes
     public const string UserCode = "RPL0001";          // unprotected indirect branch in user code
     public const string Plt = "RPL0002";               // PLT entry reached from user code
     public const string ToolchainStartup = "RPL0003";  // crt/PLT startup branch, only under strict
-    public const string AnnotationMisplaced = "RPL0004"; // RETPOLINE_SAFE annotation not on an indirect branch (issue 6)
-    public const string SlsUnprotected = "RPL0005";    // ret / indirect jmp not followed by int3 under RetpolineHardenSls (issue 6)
+    public const string AnnotationMisplaced = "RPL0004"; // RETPOLINE_SAFE annotation not on an indirect branch
+    public const string SlsUnprotected = "RPL0005";    // ret / indirect jmp not followed by int3 under RetpolineHardenSls
 
     // Thunk problems (RPL001x).
     public const string ThunkMissing = "RPL0010";      // a thunk is called but not defined in the file
@@ -20,10 +20,10 @@ public static class Codes
     public const string ThunkWrongRegister = "RPL0012"; // a thunk named for one register branches through another
     public const string ThunkExported = "RPL0013";     // a shared library exports a thunk with default visibility
     public const string AmdVendor = "RPL0014";         // Amd (lfence; jmp) chosen: no longer AMD's guidance
-    public const string ShstkWithGeneric = "RPL0015";  // SHSTK-marked binary with Generic thunks (issue 6)
+    public const string ShstkWithGeneric = "RPL0015";  // SHSTK-marked binary with Generic thunks
     public const string PatchRefused = "RPL0016";      // patch refused: an unrecognised or too small thunk body
-    public const string SiteTampered = "RPL0017";      // a call site recorded in .retpoline_sites no longer holds the bytes patch wrote (issue 5)
-    public const string SiteRecordMalformed = "RPL0018"; // the .retpoline_sites record is unreadable or names a site that is not a thunk call (issue 5)
+    public const string SiteTampered = "RPL0017";      // a call site recorded in .retpoline_sites no longer holds the bytes patch wrote
+    public const string SiteRecordMalformed = "RPL0018"; // the .retpoline_sites record is unreadable or names a site that is not a thunk call
 
     // Unusable input (RPL01xx).
     public const string FileNotFound = "RPL0100";

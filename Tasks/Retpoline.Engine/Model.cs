@@ -200,7 +200,7 @@ public sealed class PatchResult
     /// <summary>The file differs from the requested form (thunk bytes or call-site record): a real patch writes it.</summary>
     public bool NeedsWrite { get; init; }
     public IReadOnlyList<Diagnostic> Diagnostics { get; init; } = Array.Empty<Diagnostic>();
-    /// <summary>How call sites were treated (issue 5).</summary>
+    /// <summary>How call sites were treated.</summary>
     public CallSiteMode CallSites { get; init; } = CallSiteMode.Thunk;
     /// <summary>Call sites whose bytes change: inlined, re-patched for another vendor, or restored to the thunk call.</summary>
     public IReadOnlyList<SitePatch> Sites { get; init; } = Array.Empty<SitePatch>();
@@ -223,7 +223,7 @@ public sealed class RetpolineException(string code, string path, string message)
 }
 
 /// <summary>
-/// `patch --call-sites` / RetpolineCallSites (issue 5): Thunk leaves every `call __x86_indirect_thunk_<reg>` as it is
+/// `patch --call-sites` / RetpolineCallSites: Thunk leaves every `call __x86_indirect_thunk_<reg>` as it is
 /// (and restores recorded sites); Inline rewrites them to `call *%reg` (None) or `lfence; call *%reg` (Amd, where it
 /// fits) and records each site in the `.retpoline_sites` section so verify can allow it and Generic can undo it.
 /// </summary>

@@ -4,7 +4,7 @@ using Xunit;
 namespace Retpoline.Tests;
 
 /// <summary>
-/// `patch --vendor Host` (issue 5): the choice made from fixture copies of
+/// `patch --vendor Host`: the choice made from fixture copies of
 /// /sys/devices/system/cpu/vulnerabilities/spectre_v2 and /proc/cpuinfo (tests/Engine.Tests/Fixtures/host/&lt;case&gt;/).
 /// The rules' own choice is what these assert, so they pass the floor that lets every choice through (minimum None);
 /// the default floor (Generic) is tested on its own below.

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Retpoline.Sdk.Tests;
 
 /// <summary>
-/// "One line holds a whole solution to the policy" (issue 4): the package declared once, in Directory.Build.props or
+/// "One line holds a whole solution to the policy": the package declared once, in Directory.Build.props or
 /// as a GlobalPackageReference in Directory.Packages.props, reaches every project of a solution, none of which
 /// references it itself. Each C# project ships a native library a different way: a None item, a Content item, and a
 /// ProjectReference to a native project built without retpolines.

@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Retpoline.Sdk.Tests;
 
 /// <summary>
-/// Solutions that mix our native projects with C# (issue 4): a C# project P/Invokes a native Library it references,
+/// Solutions that mix our native projects with C#: a C# project P/Invokes a native Library it references,
 /// and a project that references the package holds every native binary in its output to the policy.
 /// </summary>
 public sealed class SolutionTests(ITestOutputHelper log) : SdkTest(log)

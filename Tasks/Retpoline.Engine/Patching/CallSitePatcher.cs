@@ -4,7 +4,7 @@ using Retpoline.X86;
 namespace Retpoline.Patching;
 
 /// <summary>
-/// Call-site patching (issue 5): the user-space counterpart of the kernel's `apply_retpolines`. Every direct
+/// Call-site patching: the user-space counterpart of the kernel's `apply_retpolines`. Every direct
 /// `call`/`jmp` to a register thunk becomes the vendor's inline form where it fits (<see cref="CallSiteEncoding"/>), and
 /// every rewritten site is recorded in `.retpoline_sites` (<see cref="SiteRecord"/>) with its original bytes.
 ///

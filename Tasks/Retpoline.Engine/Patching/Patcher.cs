@@ -80,7 +80,7 @@ public static class Patcher
             planned.Add((t, ThunkBody.Encode(vendor, t.Parsed.Register, t.Extent, notrack)));
         }
 
-        // Call sites (issue 5): restores recorded sites and inlines new ones in elf.Data; refuses before any write.
+        // Call sites: restores recorded sites and inlines new ones in elf.Data; refuses before any write.
         var sites = CallSitePatcher.Plan(path, elf, symbols, thunks, vendor, callSites);
 
         var changes = new List<ThunkPatch>();

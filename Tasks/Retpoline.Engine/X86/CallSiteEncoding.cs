@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace Retpoline.X86;
 
 /// <summary>
-/// The exact bytes of a call site before and after `patch --call-sites inline` (issue 5).
+/// The exact bytes of a call site before and after `patch --call-sites inline`.
 ///
 /// A site is what GCC and Clang emit for an indirect branch under thunk-extern: a direct branch to a register thunk,
 /// `e8 rel32` / `e9 rel32` (5 bytes), or with GCC's -mindirect-branch-cs-prefix (r8–r15) / LLVM's cs prefix
