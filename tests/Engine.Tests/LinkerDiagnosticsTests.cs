@@ -108,4 +108,27 @@ public sealed class LinkerDiagnosticsTests : IDisposable
             new CompilerDiagnostic(Severity.Error, "./src/b.c", 9, 0, "LD", "undefined symbol: x (in function 'h' of obj/b.c.o) (referenced 4 more times) (note: did you mean: xx) (note: defined in: obj/c.c.o)"),
         ], d);
     }
+
+    // GCC's -fno-plt call of an external function from position-dependent code goes through its memory-operand thunk
+    // (`push puts@GOTPCREL(%rip); jmp __x86_indirect_thunk`), even with -mindirect-branch-register.
+    [Fact]
+    public void Position_dependent_fno_plt_code_needing_the_memory_thunk_is_RPL0215_naming_the_fix()
+    {
+        string[] mitigation = ["-O2", "-fno-plt", "-mindirect-branch=thunk-extern", "-mfunction-return=thunk-extern", "-mindirect-branch-register"];
+        string main = NativeToolchain.Compile(NativeToolchain.Gcc, dir.Write("m.c", "int puts(const char *);\nint main(void) { puts(\"hi\"); return 0; }\n"),
+            dir["m.o"], ["-fno-pie", .. mitigation]);
+        string thunks = NativeToolchain.Compile(NativeToolchain.Gcc, NativeToolchain.ThunksSource, dir["thunks.o"]);
+        var r = NativeToolchain.Run(NativeToolchain.Gcc, ["-no-pie", main, thunks, "-o", dir["a.out"]]);
+        Assert.NotEqual(0, r.ExitCode);
+
+        var d = Assert.Single(CompilerDiagnostics.Parse(r.StdErr + r.StdOut, CompilerFamily.Gcc));
+        Assert.Equal(("RPL0215", Severity.Error, "m.c"), (d.Code, d.Severity, d.File)); // the object's FILE symbol: no -g
+        Assert.Equal($"undefined reference to `__x86_indirect_thunk' (in function 'main' of {dir["m.o"]}) (GCC's thunk for a branch through memory, " +
+            "which it emits for -fno-plt calls in position-dependent code: build the objects position-independent, -fPIE or -fPIC, " +
+            "which is GCC's default on Debian; remove -fno-pie from CFlags/CxxFlags)", d.Message);
+
+        // The same source built position-independent calls a register thunk and links.
+        string pic = NativeToolchain.Compile(NativeToolchain.Gcc, dir["m.c"], dir["m-pie.o"], ["-fPIE", .. mitigation]);
+        Assert.Equal(0, NativeToolchain.Run(NativeToolchain.Gcc, [pic, thunks, "-o", dir["pie.out"]]).ExitCode);
+    }
 }

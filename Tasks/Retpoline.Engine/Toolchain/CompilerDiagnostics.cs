@@ -11,7 +11,7 @@ public sealed record CompilerDiagnostic(Severity Severity, string? File, int Lin
 /// `file:line:col: error|warning|fatal error|note: text [-Wflag]`, `file:line: …`, `cc1: error: …`,
 /// the linker's located messages (<see cref="LinkerMessages"/>: every GNU ld and lld reference at its own file and
 /// line, the function it is in folded in), `/usr/bin/ld: …`, `collect2: error: …`. GCC's -mindirect-branch /
-/// -fcf-protection clash gets its own code (RPL0210).
+/// -fcf-protection clash gets its own code (RPL0210), and so does a link that needs GCC's memory-operand thunk (RPL0215).
 /// The code is `GCC`/`CLANG` for compiler lines (the -W flag stays in the text) and `LD` for linker lines.
 /// </summary>
 public static partial class CompilerDiagnostics
@@ -34,6 +34,20 @@ public static partial class CompilerDiagnostics
     static string CfProtectionFix(string flag) =>
         $" (the SDK's own -m{flag}=thunk-extern works with -fcf-protection: remove -m{flag}=thunk or thunk-inline from CFlags/CxxFlags; " +
         "GCC before 10 rejects thunk-extern too: use GCC >= 10 or clang)";
+
+    /// <summary>
+    /// `undefined reference to `__x86_indirect_thunk'` (GNU ld) or `undefined symbol: __x86_indirect_thunk` (lld): GCC
+    /// calls its memory-operand thunk (`push foo@GOTPCREL(%rip); jmp __x86_indirect_thunk`) for -fno-plt calls of
+    /// position-dependent code, where PIC code loads the GOT entry into a register and calls a register thunk. The package
+    /// defines register thunks only: their bodies are what the vendor modes and the run-time routine rewrite, and a
+    /// stack-operand branch has no register to `jmp` through.
+    /// </summary>
+    [GeneratedRegex(@"^(?:undefined reference to [`'\u2018]__x86_indirect_thunk['\u2019]|undefined symbol: __x86_indirect_thunk\b(?!_))")]
+    private static partial Regex MemoryThunkReference();
+
+    const string MemoryThunkFix =
+        " (GCC's thunk for a branch through memory, which it emits for -fno-plt calls in position-dependent code: build the " +
+        "objects position-independent, -fPIE or -fPIC, which is GCC's default on Debian; remove -fno-pie from CFlags/CxxFlags)";
 
     public static List<CompilerDiagnostic> Parse(string output, CompilerFamily family)
     {
@@ -79,6 +93,9 @@ public static partial class CompilerDiagnostics
                 list.Add(new CompilerDiagnostic(severity, null, 0, 0, fromLinker ? "LD" : code, text));
             }
         }
+        for (int i = 0; i < list.Count; i++)
+            if (list[i].Code == "LD" && MemoryThunkReference().IsMatch(list[i].Message))
+                list[i] = list[i] with { Code = ToolchainCodes.MemoryThunkNeeded, Message = list[i].Message + MemoryThunkFix };
         return list;
     }
 }

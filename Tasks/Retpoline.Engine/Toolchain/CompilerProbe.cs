@@ -100,4 +100,9 @@ public static class ToolchainCodes
     public const string BinaryNotX86_64Elf = "RPL0213";
     /// <summary>RetpolineVendor=Runtime, but the linked file does not define the run-time routine's record: nothing would patch it at load.</summary>
     public const string RuntimeRoutineMissing = "RPL0214";
+    /// <summary>
+    /// The link needs GCC's `__x86_indirect_thunk`, the thunk for a branch through memory (target pushed on the stack),
+    /// which GCC emits for `-fno-plt` calls in position-dependent code even under -mindirect-branch-register.
+    /// </summary>
+    public const string MemoryThunkNeeded = "RPL0215";
 }
