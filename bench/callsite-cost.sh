@@ -18,10 +18,8 @@ runs=${2:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "packing the SDK ..." >&2
-dotnet pack "$repo/Tasks/Retpoline.Tasks/Retpoline.Tasks.csproj" -c Release -o "$work/feed" -nologo -v quiet >"$work/pack.log" 2>&1 \
-  || { cat "$work/pack.log" >&2; exit 2; }
-version=$(<"$work/feed/Retpoline.Sdk.version") # a development pack is named for its content
+. "$repo/bench/lib/sdk.sh"
+pack_sdk
 
 proj="$work/interp"
 mkdir -p "$proj"
@@ -54,20 +52,7 @@ int main(int argc, char **argv) {
   return 0;
 }
 C
-cat >"$proj/interp.nativeproj" <<P
-<Project Sdk="Retpoline.Sdk/$version">
-  <PropertyGroup>
-    <OutputType>Exe</OutputType>
-    <Configuration>Release</Configuration>
-  </PropertyGroup>
-</Project>
-P
-cat >"$proj/NuGet.config" <<X
-<configuration>
-  <config><add key="globalPackagesFolder" value="$work/packages" /></config>
-  <packageSources><clear /><add key="bench" value="$work/feed" /></packageSources>
-</configuration>
-X
+write_exe_project "$proj" interp
 
 declare -A props=(
   [plain]="-p:RetpolineEnabled=false"

@@ -17,10 +17,8 @@ runs=${1:-1000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "packing the SDK ..." >&2
-dotnet pack "$repo/Tasks/Retpoline.Tasks/Retpoline.Tasks.csproj" -c Release -o "$work/feed" -nologo -v quiet \
-  --artifacts-path "$work/artifacts" >"$work/pack.log" 2>&1 || { cat "$work/pack.log" >&2; exit 2; }
-version=$(<"$work/feed/Retpoline.Sdk.version") # a development pack is named for its content
+. "$repo/bench/lib/sdk.sh"
+pack_sdk
 
 proj="$work/app"
 mkdir -p "$proj"
@@ -30,20 +28,7 @@ static int twice(int x) { return 2 * x; }
 op_fn volatile op = twice;
 int main(void) { return op(21) == 42 ? 0 : 1; }
 C
-cat >"$proj/app.nativeproj" <<P
-<Project Sdk="Retpoline.Sdk/$version">
-  <PropertyGroup>
-    <OutputType>Exe</OutputType>
-    <Configuration>Release</Configuration>
-  </PropertyGroup>
-</Project>
-P
-cat >"$proj/NuGet.config" <<X
-<configuration>
-  <config><add key="globalPackagesFolder" value="$work/packages" /></config>
-  <packageSources><clear /><add key="bench" value="$work/feed" /></packageSources>
-</configuration>
-X
+write_exe_project "$proj" app
 
 declare -A props=(
   [generic]="-p:RetpolineVendor=Generic"
