@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Retpoline.Toolchain;
+
+/// <summary>How one test program ended: its exit code, or killed by the timeout; what it printed; how long it took.</summary>
+public sealed record TestProgramRun(int ExitCode, bool TimedOut, string Output, TimeSpan Duration, string? StartError = null);
+
+/// <summary>
+/// Runs native test programs the way `dotnet test` runs a managed test assembly: each program in its project folder,
+/// with a timeout, and turns what it did into <see cref="TestCaseResult"/>s. A plain program is one case (passed on
+/// exit 0); a GoogleTest program — one that has GoogleTest's `--gtest_output` flag — is run with
+/// `--gtest_output=xml:FILE` and reports each of its cases by name.
+/// </summary>
+public static class TestRun
+{
+    /// <summary>Runs the program and reports its cases. <paramref name="reportDirectory"/> holds the GoogleTest XML.</summary>
+    public static IReadOnlyList<TestCaseResult> Run(string program, string workingDirectory, TimeSpan timeout, string reportDirectory,
+        IReadOnlyList<string>? arguments = null)
+    {
+        string name = Path.GetFileName(program);
+        bool gtest = GoogleTest.IsGoogleTestProgram(program);
+        string? xml = null;
+        var args = new List<string>(arguments ?? []);
+        if (gtest)
+        {
+            Directory.CreateDirectory(reportDirectory);
+            xml = Path.Combine(reportDirectory, name + ".gtest.xml");
+            File.Delete(xml);
+            args.Add("--gtest_output=xml:" + xml);
+        }
+        var run = Start(program, args, workingDirectory, timeout);
+        if (gtest && xml is not null && !run.TimedOut && File.Exists(xml))
+            return GoogleTest.Results(xml, name, run);
+        return [Plain(name, run, timeout)];
+    }
+
+    /// <summary>One case for a whole program: passed on exit 0; otherwise failed with the reason and its output.</summary>
+    public static TestCaseResult Plain(string name, TestProgramRun run, TimeSpan timeout)
+    {
+        if (run.StartError is not null)
+            return new TestCaseResult(name, TestOutcome.Failed, run.Duration, run.Output, run.StartError);
+        if (run.TimedOut)
+            return new TestCaseResult(name, TestOutcome.Failed, run.Duration, run.Output, $"timed out after {Seconds(timeout)} s");
+        if (run.ExitCode == 0)
+            return new TestCaseResult(name, TestOutcome.Passed, run.Duration, run.Output);
+        return new TestCaseResult(name, TestOutcome.Failed, run.Duration, run.Output, ExitText(run.ExitCode));
+    }
+
+    /// <summary>"exit code 3", or "killed by signal 11 (SIGSEGV)" (.NET reports a signal death as 128 + signal).</summary>
+    public static string ExitText(int exitCode) => exitCode > 128 && exitCode < 128 + 65 && SignalName(exitCode - 128) is string sig
+        ? $"exit code {exitCode} (killed by signal {exitCode - 128}, {sig})"
+        : $"exit code {exitCode}";
+
+    static string? SignalName(int signal) => signal switch
+    {
+        4 => "SIGILL", 6 => "SIGABRT", 7 => "SIGBUS", 8 => "SIGFPE", 9 => "SIGKILL", 11 => "SIGSEGV", 13 => "SIGPIPE", 15 => "SIGTERM",
+        _ => null,
+    };
+
+    static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Starts the program from an argument list with both streams captured into one text (in the order the program
+    /// wrote them, as a terminal would show them), and kills it with everything it started when the timeout passes.
+    /// Standard input is empty, so a program that reads it sees end of file instead of waiting for the timeout.
+    /// </summary>
+    public static TestProgramRun Start(string program, IReadOnlyList<string> arguments, string workingDirectory, TimeSpan timeout)
+    {
+        var psi = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
+        };
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
+        var output = new StringBuilder();
+        var clock = Stopwatch.StartNew();
+        using var p = new Process { StartInfo = psi };
+        void Append(string? line) { if (line is null) return; lock (output) output.Append(line).Append('\n'); }
+        p.OutputDataReceived += (_, e) => Append(e.Data);
+        p.ErrorDataReceived += (_, e) => Append(e.Data);
+        try { p.Start(); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new TestProgramRun(-1, false, "", clock.Elapsed, $"cannot start '{program}': {e.Message}");
+        }
+        p.StandardInput.Close();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        bool exited = p.WaitForExit(timeout > TimeSpan.Zero ? (int)Math.Min(timeout.TotalMilliseconds, int.MaxValue) : Timeout.Infinite);
+        if (!exited)
+        {
+            try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            // A child that kept the pipes open is gone with the tree; bounded anyway, so nothing can hang the build.
+            p.WaitForExit(5000);
+        }
+        else p.WaitForExit(); // drains the asynchronous readers
+        clock.Stop();
+        string text;
+        lock (output) text = output.ToString();
+        return new TestProgramRun(exited ? p.ExitCode : -1, !exited, text, clock.Elapsed);
+    }
+}

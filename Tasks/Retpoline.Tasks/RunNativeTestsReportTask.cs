@@ -1,0 +1,91 @@
+using Microsoft.Build.Framework;
+using Retpoline.Reporting;
+using Retpoline.Toolchain;
+
+namespace Retpoline.Tasks;
+
+/// <summary>
+/// The end of `dotnet test` for a native test project, whichever driver ran the tests: each case logged (a failure
+/// as error RPL0251 at the assertion's file and line when the runner named one, with the program's output), the TRX
+/// file when a trx logger was asked for, and the summary line. Fails the build when a case failed.
+/// </summary>
+public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
+{
+    public const string TestFailed = "RPL0251";
+
+    public ITaskItem[] Results { get; set; } = [];
+    /// <summary>The run's name in the TRX file and the log (the project's name).</summary>
+    [Required] public string RunName { get; set; } = "";
+    /// <summary>`dotnet test --logger …`: each logger, `name;key=value;…` (VSTestLogger).</summary>
+    public string[] Loggers { get; set; } = [];
+    /// <summary>`--results-directory` (VSTestResultsDirectory); the default is TestResults under the project folder.</summary>
+    public string ResultsDirectory { get; set; } = "";
+    [Required] public string ProjectDirectory { get; set; } = "";
+    /// <summary>Where a failure that names no source line is reported: the test project.</summary>
+    public string ProjectFile { get; set; } = "";
+
+    [Output] public string TrxFile { get; set; } = "";
+
+    public override bool Execute()
+    {
+        var results = new List<TestCaseResult>();
+        foreach (var item in Results)
+        {
+            var r = TestResultItems.FromItem(item, out var problem);
+            if (r is null) { Log.LogError(null, ToolchainCodes.InvalidPropertyOrItem, null, null, 0, 0, 0, 0, "{0}", problem); continue; }
+            results.Add(r);
+        }
+        if (Log.HasLoggedErrors) return false;
+
+        foreach (var r in results)
+        {
+            string ms = ((long)r.Duration.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            switch (r.Outcome)
+            {
+                case TestOutcome.Passed:
+                    Log.LogMessage(MessageImportance.Normal, "  Passed {0} [{1} ms]", TextEscape.Line(r.Name), ms);
+                    break;
+                case TestOutcome.Skipped:
+                    Log.LogMessage(MessageImportance.High, "  Skipped {0}{1}", TextEscape.Line(r.Name), r.Message is null ? "" : ": " + TextEscape.Line(r.Message));
+                    break;
+                default:
+                    // One error line (CI annotations, the error summary); the rest of the message and what the
+                    // program printed follow it as one block, indented, so the failure is readable where it is reported.
+                    var lines = (r.Message ?? "failed").Split('\n');
+                    string? file = r.File is null ? (ProjectFile.Length > 0 ? ProjectFile : null) : Path.GetFullPath(r.File, ProjectDirectory);
+                    Log.LogError(null, TestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", TextEscape.Line($"test '{r.Name}' failed: {lines[0]}"));
+                    var detail = lines.Skip(1).Where(l => l.Length > 0).ToList();
+                    if (!string.IsNullOrEmpty(r.Output))
+                        detail.AddRange(new[] { $"output of '{r.Name}':" }.Concat(r.Output.TrimEnd('\n').Split('\n').Select(l => "  " + l)));
+                    if (detail.Count > 0)
+                        Log.LogMessage(MessageImportance.High, "{0}", string.Join("\n", detail.Select(l => "    " + l)));
+                    break;
+            }
+        }
+
+        string? trx = TrxPath();
+        if (trx is not null)
+        {
+            TrxWriter.Write(trx, RunName, results);
+            TrxFile = trx;
+            Log.LogMessage(MessageImportance.High, "Results File: {0}", trx);
+        }
+        Log.LogMessage(MessageImportance.High, "{0}: {1}", RunName, TestSummary.Line(results));
+        return !Log.HasLoggedErrors;
+    }
+
+    /// <summary>The TRX path when a trx logger was asked for: LogFileName (relative to the results directory) or RunName.trx.</summary>
+    string? TrxPath()
+    {
+        foreach (var logger in Loggers)
+        {
+            var parts = logger.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (parts.Length == 0 || !parts[0].Equals("trx", StringComparison.OrdinalIgnoreCase)) continue;
+            string dir = Path.GetFullPath(ResultsDirectory.Length > 0 ? ResultsDirectory : "TestResults", ProjectDirectory);
+            string? name = parts.Skip(1).Select(p => p.Split('=', 2)).Where(kv => kv.Length == 2 && kv[0].Trim().Equals("LogFileName", StringComparison.OrdinalIgnoreCase))
+                .Select(kv => kv[1].Trim()).LastOrDefault();
+            return Path.GetFullPath(name ?? RunName + ".trx", dir);
+        }
+        return null;
+    }
+}
