@@ -63,7 +63,7 @@ public static class GoogleTest
                 results.Add(new TestCaseResult(name, TestOutcome.Failed, duration, null, message, file, line));
             }
             else if (status == "notrun" || result is "skipped" or "suppressed")
-                results.Add(new TestCaseResult(name, TestOutcome.Skipped, duration, null, (string?)c.Element("skipped")?.Attribute("message")));
+                results.Add(new TestCaseResult(name, TestOutcome.Skipped, duration, null, c.Element("skipped")?.Attribute("message") is { } skip ? Locate(skip.Value).Message : null));
             else
                 results.Add(new TestCaseResult(name, TestOutcome.Passed, duration));
         }

@@ -1,0 +1,129 @@
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
+using Xunit;
+
+namespace Retpoline.Sdk.Tests;
+
+/// <summary>
+/// `dotnet test` on native test projects (an Exe with IsTestProject=true), through the real CLI: plain programs pass
+/// on exit 0 and fail with their output, GoogleTest programs report each case by name, `--logger trx` writes TRX,
+/// TestTimeout kills a hung program, and one `dotnet test` of a solution runs xunit and native tests together.
+/// </summary>
+public sealed class TestCommandTests
+{
+    static readonly XNamespace Trx = "http://microsoft.com/schemas/VisualStudio/TeamTest/2010";
+
+    static string TestProject(string extra = "") => Sources.Project("Exe", $"""
+        <PropertyGroup><IsTestProject>true</IsTestProject></PropertyGroup>
+          {extra}
+        """);
+
+    const string PassingC = "#include <stdio.h>\nint main(void) { printf(\"all good\\n\"); return 0; }\n";
+    const string FailingC = "#include <stdio.h>\nint main(void) { printf(\"checking 2+2\\n\"); fflush(stdout); fprintf(stderr, \"expected 4, got 5\\n\"); return 3; }\n";
+
+    static List<(string Name, string Outcome)> TrxResults(string path) => XDocument.Load(path).Root!.Element(Trx + "Results")!.Elements(Trx + "UnitTestResult")
+        .Select(r => ((string)r.Attribute("testName")!, (string)r.Attribute("outcome")!)).ToList();
+
+    [Fact]
+    public void Plain_programs_pass_on_exit_0_and_fail_otherwise_with_their_output_summary_and_trx()
+    {
+        var p = SdkPackage.Instance.NewProject("test-plain")
+            .Write("pass/pass.nativeproj", TestProject()).Write("pass/main.c", PassingC)
+            .Write("fail/fail.nativeproj", TestProject()).Write("fail/main.c", FailingC)
+            .Write("tests.slnx", "<Solution>\n  <Project Path=\"pass/pass.nativeproj\" />\n  <Project Path=\"fail/fail.nativeproj\" />\n</Solution>\n");
+
+        var passing = p.Dotnet("test", "pass/pass.nativeproj");
+        Assert.True(passing.ExitCode == 0, passing.Output);
+        Assert.Contains("pass: 1 passed, 0 failed, 0 skipped", passing.Output);
+
+        var r = p.Dotnet("test", "tests.slnx", "--logger", "trx", "--results-directory", "results");
+        Assert.True(r.ExitCode == 1, r.Output);
+        Assert.Contains("pass: 1 passed, 0 failed, 0 skipped", r.Output);
+        Assert.Contains("fail: 0 passed, 1 failed, 0 skipped", r.Output);
+        Assert.Matches($@"{Regex.Escape(p.PathOf("fail/fail.nativeproj"))} : error RPL0251: test 'fail' failed: exit code 3", r.Output);
+        // The program's output, stdout and stderr in the order it wrote them, under the error.
+        Assert.Matches(@"output of 'fail':\n\s+checking 2\+2\n\s+expected 4, got 5\n", r.Output.Replace("\r", ""));
+
+        Assert.Equal([("pass", "Passed")], TrxResults(p.PathOf("results/pass.trx")));
+        Assert.Equal([("fail", "Failed")], TrxResults(p.PathOf("results/fail.trx")));
+        var failure = XDocument.Load(p.PathOf("results/fail.trx")).Descendants(Trx + "UnitTestResult").Single();
+        Assert.Equal("exit code 3", (string?)failure.Descendants(Trx + "Message").Single());
+        Assert.Equal("checking 2+2\nexpected 4, got 5\n", (string?)failure.Descendants(Trx + "StdOut").Single());
+    }
+
+    [Fact]
+    public void GoogleTest_cases_are_reported_by_name_with_the_failing_assertion_at_its_line()
+    {
+        // Linked as a user would link the distribution's GoogleTest. Debian's libgtest.a is not built with
+        // retpolines, so this test program (which never ships) does not fail the policy.
+        var p = SdkPackage.Instance.NewProject("test-gtest")
+            .Write("math/math.nativeproj", TestProject("""
+                <PropertyGroup>
+                    <LinkLibraries>/usr/lib/x86_64-linux-gnu/libgtest.a;/usr/lib/x86_64-linux-gnu/libgtest_main.a</LinkLibraries>
+                    <LdFlags>-pthread</LdFlags>
+                    <RetpolinePolicy>None</RetpolinePolicy>
+                  </PropertyGroup>
+                """))
+            .Write("math/math_test.cpp", """
+                #include <gtest/gtest.h>
+                TEST(Math, Adds) { EXPECT_EQ(4, 2 + 2); }
+                TEST(Math, Divides) { EXPECT_EQ(2, 7 / 2 + 1); }
+                TEST(Math, Later) { GTEST_SKIP() << "not yet"; }
+                TEST(Strings, Concatenate) { EXPECT_EQ(std::string("ab"), std::string("a") + "b"); }
+                """);
+        var r = p.Dotnet("test", "math/math.nativeproj", "--logger", "trx;LogFileName=math-results.trx");
+        Assert.True(r.ExitCode == 1, r.Output);
+        Assert.Contains($"{p.PathOf("math/math_test.cpp")}(3): error RPL0251: test 'Math.Divides' failed: Expected equality of these values:", r.Output);
+        Assert.Contains("Skipped Math.Later: not yet", r.Output);
+        Assert.Contains("math: 2 passed, 1 failed, 1 skipped", r.Output);
+        Assert.Equal([("Math.Adds", "Passed"), ("Math.Divides", "Failed"), ("Math.Later", "NotExecuted"), ("Strings.Concatenate", "Passed")],
+            TrxResults(p.PathOf("math/TestResults/math-results.trx")));
+    }
+
+    [Fact]
+    public void A_program_that_outlives_TestTimeout_is_killed_and_fails()
+    {
+        var p = SdkPackage.Instance.NewProject("test-timeout")
+            .Write("hang/hang.nativeproj", TestProject("<PropertyGroup><TestTimeout>2</TestTimeout></PropertyGroup>"))
+            .Write("hang/main.c", "#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf(\"started\\n\"); fflush(stdout); sleep(120); return 0; }\n");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var r = p.Dotnet("test", "hang/hang.nativeproj");
+        Assert.True(r.ExitCode == 1, r.Output);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(100), $"took {clock.Elapsed}");
+        Assert.Contains("error RPL0251: test 'hang' failed: timed out after 2 s", r.Output);
+        Assert.Matches(@"output of 'hang':\n\s+started\n", r.Output.Replace("\r", ""));
+        Assert.Contains("hang: 0 passed, 1 failed, 0 skipped", r.Output);
+    }
+
+    [Fact]
+    public void One_dotnet_test_runs_xunit_and_native_test_projects_of_a_solution_and_skips_other_projects()
+    {
+        var p = SdkPackage.Instance.NewProject("test-mixed")
+            .Write("native/ntest.nativeproj", TestProject()).Write("native/main.c", PassingC)
+            .Write("lib/lib.nativeproj", Sources.Project("Library")).Write("lib/lib.c", "int lib_answer(void) { return 42; }\n")
+            .Write("managed/managed.csproj", """
+                <Project Sdk="Microsoft.NET.Sdk">
+                  <PropertyGroup><TargetFramework>net10.0</TargetFramework><IsTestProject>true</IsTestProject></PropertyGroup>
+                  <ItemGroup>
+                    <PackageReference Include="Microsoft.NET.Test.Sdk" Version="18.0.1" />
+                    <PackageReference Include="xunit" Version="2.9.3" />
+                    <PackageReference Include="xunit.runner.visualstudio" Version="3.1.5" />
+                  </ItemGroup>
+                </Project>
+                """)
+            .Write("managed/UnitTest.cs", "public class UnitTest { [Xunit.Fact] public void Passes() => Xunit.Assert.Equal(4, 2 + 2); [Xunit.Fact] public void Fails() => Xunit.Assert.Equal(5, 2 + 2); }\n")
+            .Write("all.slnx", "<Solution>\n  <Project Path=\"native/ntest.nativeproj\" />\n  <Project Path=\"lib/lib.nativeproj\" />\n  <Project Path=\"managed/managed.csproj\" />\n</Solution>\n");
+        // xunit and the test SDK come from the user's package folder, as a source: nothing is downloaded.
+        string userPackages = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        string config = File.ReadAllText(p.PathOf("NuGet.config"));
+        p.Write("NuGet.config", config.Replace("<clear />", $"<clear /><add key=\"user-packages\" value=\"{userPackages}\" />"));
+
+        var r = p.Dotnet("test", "all.slnx");
+        Assert.True(r.ExitCode == 1, r.Output);
+        Assert.Contains("ntest: 1 passed, 0 failed, 0 skipped", r.Output);
+        // xunit ran too: its failing test is in the same run's output.
+        Assert.Contains("UnitTest.Fails", r.Output);
+        Assert.Matches(@"Failed:\s+1, Passed:\s+1", r.Output);
+        Assert.DoesNotContain("lib:", r.Output);
+    }
+}
