@@ -21,6 +21,8 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
     /// <summary>`--results-directory` (VSTestResultsDirectory); the default is TestResults under the project folder.</summary>
     public string ResultsDirectory { get; set; } = "";
     [Required] public string ProjectDirectory { get; set; } = "";
+    /// <summary>`$(_MSBUILDTLENABLED)`: the terminal logger shows errors but not messages, so a failure's output goes into its error.</summary>
+    public bool TerminalLogger { get; set; }
     /// <summary>Where a failure that names no source line is reported: the test project.</summary>
     public string ProjectFile { get; set; } = "";
 
@@ -53,12 +55,19 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
                     // program printed follow it as one block, indented, so the failure is readable where it is reported.
                     var lines = (r.Message ?? "failed").Split('\n');
                     string? file = r.File is null ? (ProjectFile.Length > 0 ? ProjectFile : null) : Path.GetFullPath(r.File, ProjectDirectory);
-                    Log.LogError(null, TestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", TextEscape.Line($"test '{r.Name}' failed: {lines[0]}"));
+                    string error = TextEscape.Line($"test '{r.Name}' failed: {lines[0]}");
                     var detail = lines.Skip(1).Where(l => l.Length > 0).ToList();
                     if (!string.IsNullOrEmpty(r.Output))
                         detail.AddRange(new[] { $"output of '{r.Name}':" }.Concat(r.Output.TrimEnd('\n').Split('\n').Select(l => "  " + l)));
-                    if (detail.Count > 0)
-                        Log.LogMessage(MessageImportance.High, "{0}", string.Join("\n", detail.Select(l => "    " + l)));
+                    // What a program printed must not drive the terminal: each line escaped, the line breaks ours.
+                    string block = string.Join("\n", detail.Select(l => "    " + TextEscape.Line(l)));
+                    if (TerminalLogger && detail.Count > 0)
+                        Log.LogError(null, TestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", error + "\n" + block);
+                    else
+                    {
+                        Log.LogError(null, TestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", error);
+                        if (detail.Count > 0) Log.LogMessage(MessageImportance.High, "{0}", block);
+                    }
                     break;
             }
         }
@@ -70,8 +79,30 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
             TrxFile = trx;
             Log.LogMessage(MessageImportance.High, "Results File: {0}", trx);
         }
-        Log.LogMessage(MessageImportance.High, "{0}: {1}", RunName, TestSummary.Line(results));
+        LogSummary(results);
         return !Log.HasLoggedErrors;
+    }
+
+    /// <summary>
+    /// The summary line, as the message the terminal logger collects for its "Test summary" (what VSTest's task sends,
+    /// TLTESTFINISH); every other logger prints its text.
+    /// </summary>
+    void LogSummary(IReadOnlyList<TestCaseResult> results)
+    {
+        string text = $"{RunName}: {TestSummary.Line(results)}";
+        static string N(int n) => n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var e = new ExtendedBuildMessageEventArgs("TLTESTFINISH", text, null, null, MessageImportance.High)
+        {
+            ExtendedMetadata = new Dictionary<string, string?>
+            {
+                ["total"] = N(results.Count),
+                ["passed"] = N(results.Count(r => r.Outcome == TestOutcome.Passed)),
+                ["skipped"] = N(results.Count(r => r.Outcome == TestOutcome.Skipped)),
+                ["failed"] = N(results.Count(r => r.Outcome == TestOutcome.Failed)),
+                ["duration"] = results.Aggregate(TimeSpan.Zero, (t, r) => t + r.Duration).ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+            },
+        };
+        BuildEngine.LogMessageEvent(e);
     }
 
     /// <summary>The TRX path when a trx logger was asked for: LogFileName (relative to the results directory) or RunName.trx.</summary>

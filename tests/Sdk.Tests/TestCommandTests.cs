@@ -11,6 +11,8 @@ namespace Retpoline.Sdk.Tests;
 /// </summary>
 public sealed class TestCommandTests
 {
+    /// <summary>The project type `dotnet sln add` writes for a .nativeproj (the SDK's DefaultProjectTypeGuid).</summary>
+    const string NativeType = "13b669be-bb05-4ddf-9536-439f39a36129";
     static readonly XNamespace Trx = "http://microsoft.com/schemas/VisualStudio/TeamTest/2010";
 
     static string TestProject(string extra = "") => Sources.Project("Exe", $"""
@@ -30,7 +32,7 @@ public sealed class TestCommandTests
         var p = SdkPackage.Instance.NewProject("test-plain")
             .Write("pass/pass.nativeproj", TestProject()).Write("pass/main.c", PassingC)
             .Write("fail/fail.nativeproj", TestProject()).Write("fail/main.c", FailingC)
-            .Write("tests.slnx", "<Solution>\n  <Project Path=\"pass/pass.nativeproj\" />\n  <Project Path=\"fail/fail.nativeproj\" />\n</Solution>\n");
+            .Write("tests.slnx", $"<Solution>\n  <Project Path=\"pass/pass.nativeproj\" Type=\"{NativeType}\" />\n  <Project Path=\"fail/fail.nativeproj\" Type=\"{NativeType}\" />\n</Solution>\n");
 
         var passing = p.Dotnet("test", "pass/pass.nativeproj");
         Assert.True(passing.ExitCode == 0, passing.Output);
@@ -112,7 +114,7 @@ public sealed class TestCommandTests
                 </Project>
                 """)
             .Write("managed/UnitTest.cs", "public class UnitTest { [Xunit.Fact] public void Passes() => Xunit.Assert.Equal(4, 2 + 2); [Xunit.Fact] public void Fails() => Xunit.Assert.Equal(5, 2 + 2); }\n")
-            .Write("all.slnx", "<Solution>\n  <Project Path=\"native/ntest.nativeproj\" />\n  <Project Path=\"lib/lib.nativeproj\" />\n  <Project Path=\"managed/managed.csproj\" />\n</Solution>\n");
+            .Write("all.slnx", $"<Solution>\n  <Project Path=\"native/ntest.nativeproj\" Type=\"{NativeType}\" />\n  <Project Path=\"lib/lib.nativeproj\" Type=\"{NativeType}\" />\n  <Project Path=\"managed/managed.csproj\" />\n</Solution>\n");
         // xunit and the test SDK come from the user's package folder, as a source: nothing is downloaded.
         string userPackages = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
         string config = File.ReadAllText(p.PathOf("NuGet.config"));
