@@ -11,8 +11,6 @@ namespace Retpoline.Tasks;
 /// </summary>
 public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
 {
-    public const string TestFailed = "RPL0251";
-
     public ITaskItem[] Results { get; set; } = [];
     /// <summary>The run's name in the TRX file and the log (the project's name).</summary>
     [Required] public string RunName { get; set; } = "";
@@ -62,10 +60,10 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
                     // What a program printed must not drive the terminal: each line escaped, the line breaks ours.
                     string block = string.Join("\n", detail.Select(l => "    " + TextEscape.Line(l)));
                     if (TerminalLogger && detail.Count > 0)
-                        Log.LogError(null, TestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", error + "\n" + block);
+                        Log.LogError(null, ToolchainCodes.NativeTestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", error + "\n" + block);
                     else
                     {
-                        Log.LogError(null, TestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", error);
+                        Log.LogError(null, ToolchainCodes.NativeTestFailed, null, file, r.Line ?? 0, 0, 0, 0, "{0}", error);
                         if (detail.Count > 0) Log.LogMessage(MessageImportance.High, "{0}", block);
                     }
                     break;

@@ -44,7 +44,7 @@ public sealed class PackTests
             Assert.Equal("Runtime,Compile,Build,Native,Analyzers", (string?)dependency.Attribute("exclude"));
         }
 
-        p.Write("NuGet.config", File.ReadAllText(p.PathOf("NuGet.config")).Replace("<clear />", $"<clear /><add key=\"native-feed\" value=\"{p.PathOf("feed")}\" />")));
+        p.Write("NuGet.config", File.ReadAllText(p.PathOf("NuGet.config")).Replace("<clear />", $"<clear /><add key=\"native-feed\" value=\"{p.PathOf("feed")}\" />"));
         p.Write("app/app.csproj", Sources.CSharpProject($"<PackageReference Include=\"PackTests.Mathx\" Version=\"{version}\" />", "Exe"))
             .Write("app/Program.cs", """
                 using System.Runtime.InteropServices;

@@ -105,4 +105,10 @@ public static class ToolchainCodes
     /// which GCC emits for `-fno-plt` calls in position-dependent code even under -mindirect-branch-register.
     /// </summary>
     public const string MemoryThunkNeeded = "RPL0215";
+
+    // The dotnet verbs on native projects (RPL0250–RPL0269).
+    // RPL0250 (dotnet run of a project that is not an Exe) and RPL0252 (IsTestProject on a project that is not an Exe)
+    // are raised by the targets: no constant here.
+    /// <summary>`dotnet test`: a native test case failed (a program's exit code, a GoogleTest assertion, a timeout).</summary>
+    public const string NativeTestFailed = "RPL0251";
 }
