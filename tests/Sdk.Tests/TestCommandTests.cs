@@ -98,6 +98,17 @@ public sealed class TestCommandTests
     }
 
     [Fact]
+    public void A_native_test_project_that_is_not_an_exe_is_a_coded_error()
+    {
+        var p = SdkPackage.Instance.NewProject("test-lib")
+            .Write("lib/lib.nativeproj", Sources.Project("Library", "<PropertyGroup><IsTestProject>true</IsTestProject></PropertyGroup>"))
+            .Write("lib/lib.c", "int f(void) { return 1; }\n");
+        var r = p.Dotnet("test", "lib/lib.nativeproj");
+        Assert.True(r.ExitCode == 1, r.Output);
+        Assert.Contains("error RPL0252: IsTestProject is true, but this native project's OutputType is Library: dotnet test runs test programs, so a native test project is an Exe (set OutputType to Exe, or remove IsTestProject).", r.Output);
+    }
+
+    [Fact]
     public void One_dotnet_test_runs_xunit_and_native_test_projects_of_a_solution_and_skips_other_projects()
     {
         var p = SdkPackage.Instance.NewProject("test-mixed")
