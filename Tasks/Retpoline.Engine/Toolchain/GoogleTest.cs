@@ -13,8 +13,15 @@ public static class GoogleTest
 {
     static readonly byte[] Marker = Encoding.ASCII.GetBytes("--gtest_output=");
 
-    /// <summary>True when the file holds GoogleTest's flag text (libgtest's help message); a plain program does not.</summary>
+    /// <summary>True when the file holds GoogleTest's flag text (libgtest's help message); a plain program does not.
+    /// A file that cannot be read is not one: starting it then reports why.</summary>
     public static bool IsGoogleTestProgram(string path)
+    {
+        try { return Contains(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    static bool Contains(string path)
     {
         // libgtest.so holds the text for a dynamically linked program, not the program itself: ask for its name too.
         var needle = Marker;

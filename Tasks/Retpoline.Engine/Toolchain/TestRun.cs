@@ -18,6 +18,17 @@ public static class TestRun
     public static IReadOnlyList<TestCaseResult> Run(string program, string workingDirectory, TimeSpan timeout, string reportDirectory,
         IReadOnlyList<string>? arguments = null)
     {
+        // A report folder that cannot be written is this program's failure, reported as one, never an exception.
+        try { return RunCore(program, workingDirectory, timeout, reportDirectory, arguments); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [new TestCaseResult(Path.GetFileName(program), TestOutcome.Failed, TimeSpan.Zero, null, $"cannot run '{program}': {e.Message}")];
+        }
+    }
+
+    static IReadOnlyList<TestCaseResult> RunCore(string program, string workingDirectory, TimeSpan timeout, string reportDirectory,
+        IReadOnlyList<string>? arguments)
+    {
         string name = Path.GetFileName(program);
         bool gtest = GoogleTest.IsGoogleTestProgram(program);
         string? xml = null;
