@@ -43,7 +43,7 @@ public sealed class TestCommandTests
         Assert.Contains("pass: 1 passed, 0 failed, 0 skipped", r.Output);
         Assert.Contains("fail: 0 passed, 1 failed, 0 skipped", r.Output);
         Assert.Matches($@"{Regex.Escape(p.PathOf("fail/fail.nativeproj"))} : error RPL0251: test 'fail' failed: exit code 3", r.Output);
-        // The program's output, stdout and stderr in the order it wrote them, under the error.
+        // The program's output under the error: stdout, then stderr.
         Assert.Matches(@"output of 'fail':\n\s+checking 2\+2\n\s+expected 4, got 5\n", r.Output.Replace("\r", ""));
 
         Assert.Equal([("pass", "Passed")], TrxResults(p.PathOf("results/pass.trx")));

@@ -72,8 +72,9 @@ public static class TestRun
     static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// Starts the program from an argument list with both streams captured into one text (in the order the program
-    /// wrote them, as a terminal would show them), and kills it with everything it started when the timeout passes.
+    /// Starts the program from an argument list with both streams captured: the output is what it wrote to stdout,
+    /// then what it wrote to stderr (two pipes have no order between them that could be read back reliably). Kills it
+    /// with everything it started when the timeout passes.
     /// Standard input is empty, so a program that reads it sees end of file instead of waiting for the timeout.
     /// </summary>
     public static TestProgramRun Start(string program, IReadOnlyList<string> arguments, string workingDirectory, TimeSpan timeout)
@@ -87,12 +88,13 @@ public static class TestRun
             WorkingDirectory = workingDirectory,
         };
         foreach (var a in arguments) psi.ArgumentList.Add(a);
-        var output = new StringBuilder();
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
         var clock = Stopwatch.StartNew();
         using var p = new Process { StartInfo = psi };
-        void Append(string? line) { if (line is null) return; lock (output) output.Append(line).Append('\n'); }
-        p.OutputDataReceived += (_, e) => Append(e.Data);
-        p.ErrorDataReceived += (_, e) => Append(e.Data);
+        static void Append(StringBuilder b, string? line) { if (line is null) return; lock (b) b.Append(line).Append('\n'); }
+        p.OutputDataReceived += (_, e) => Append(stdout, e.Data);
+        p.ErrorDataReceived += (_, e) => Append(stderr, e.Data);
         try { p.Start(); }
         catch (System.ComponentModel.Win32Exception e)
         {
@@ -111,7 +113,7 @@ public static class TestRun
         else p.WaitForExit(); // drains the asynchronous readers
         clock.Stop();
         string text;
-        lock (output) text = output.ToString();
+        lock (stdout) lock (stderr) text = stdout.ToString() + stderr.ToString();
         return new TestProgramRun(exited ? p.ExitCode : -1, !exited, text, clock.Elapsed);
     }
 }
