@@ -41,4 +41,18 @@ public class TestRunTests
         Assert.Equal("exit code 134 (killed by signal 6, SIGABRT)", TestRun.ExitText(134));
         Assert.Equal("exit code 3", TestRun.ExitText(3));
     }
+
+    [Fact]
+    public void A_background_child_that_keeps_the_pipes_open_does_not_hold_the_run()
+    {
+        // The program exits at once; the child it forked keeps stdout open for a minute.
+        string dir = Directory.CreateTempSubdirectory("testrun-").FullName;
+        string source = Path.Combine(dir, "daemon.c");
+        File.WriteAllText(source, "#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf(\"parent\\n\"); fflush(stdout); if (fork() == 0) { sleep(60); return 0; } return 0; }\n");
+        string exe = NativeToolchain.Link(NativeToolchain.Gcc, [source], Path.Combine(dir, "daemon"), ["-O0"]);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var r = Assert.Single(TestRun.Run(exe, dir, TimeSpan.FromSeconds(30), dir));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"took {clock.Elapsed}");
+        Assert.Equal((TestOutcome.Passed, "parent\n"), (r.Outcome, r.Output));
+    }
 }

@@ -74,8 +74,10 @@ public static class TestRun
     /// <summary>
     /// Starts the program from an argument list with both streams captured: the output is what it wrote to stdout,
     /// then what it wrote to stderr (two pipes have no order between them that could be read back reliably). Kills it
-    /// with everything it started when the timeout passes.
-    /// Standard input is empty, so a program that reads it sees end of file instead of waiting for the timeout.
+    /// with everything it started when the timeout passes. Standard input is empty, so a program that reads it sees
+    /// end of file instead of waiting for the timeout. Nothing it leaves behind can hang the build: a background
+    /// process that keeps the pipes open after the program exited gets <see cref="PipeGrace"/>, then its output so far
+    /// is taken and the pipes are closed.
     /// </summary>
     public static TestProgramRun Start(string program, IReadOnlyList<string> arguments, string workingDirectory, TimeSpan timeout)
     {
@@ -92,28 +94,44 @@ public static class TestRun
         var stderr = new StringBuilder();
         var clock = Stopwatch.StartNew();
         using var p = new Process { StartInfo = psi };
-        static void Append(StringBuilder b, string? line) { if (line is null) return; lock (b) b.Append(line).Append('\n'); }
-        p.OutputDataReceived += (_, e) => Append(stdout, e.Data);
-        p.ErrorDataReceived += (_, e) => Append(stderr, e.Data);
         try { p.Start(); }
         catch (System.ComponentModel.Win32Exception e)
         {
             return new TestProgramRun(-1, false, "", clock.Elapsed, $"cannot start '{program}': {e.Message}");
         }
         p.StandardInput.Close();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        var readers = new[] { Pump(p.StandardOutput, stdout), Pump(p.StandardError, stderr) };
         bool exited = p.WaitForExit(timeout > TimeSpan.Zero ? (int)Math.Min(timeout.TotalMilliseconds, int.MaxValue) : Timeout.Infinite);
         if (!exited)
         {
             try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            // A child that kept the pipes open is gone with the tree; bounded anyway, so nothing can hang the build.
             p.WaitForExit(5000);
         }
-        else p.WaitForExit(); // drains the asynchronous readers
         clock.Stop();
+        foreach (var r in readers) r.Join(PipeGrace);
         string text;
         lock (stdout) lock (stderr) text = stdout.ToString() + stderr.ToString();
         return new TestProgramRun(exited ? p.ExitCode : -1, !exited, text, clock.Elapsed);
+    }
+
+    /// <summary>How long the pipes may stay open after the program is gone (a background child still holding them).</summary>
+    public static readonly TimeSpan PipeGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>Copies a pipe into the builder as it arrives, on a thread of its own (abandoned, never joined forever).</summary>
+    static Thread Pump(StreamReader reader, StringBuilder into)
+    {
+        var t = new Thread(() =>
+        {
+            var buffer = new char[4096];
+            try
+            {
+                int n;
+                while ((n = reader.Read(buffer, 0, buffer.Length)) > 0)
+                    lock (into) into.Append(buffer, 0, n);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException) { } // closed under it: the run is over
+        }) { IsBackground = true, Name = "retpoline test output" };
+        t.Start();
+        return t;
     }
 }
