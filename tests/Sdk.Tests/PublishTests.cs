@@ -24,6 +24,10 @@ public sealed class PublishTests
         // From the publish folder alone: the program finds its library through its $ORIGIN run path.
         var run = Dotnet.Exec(p.PathOf("out/app"), Path.GetTempPath(), []);
         Assert.Equal((0, "answer=42"), (run.ExitCode, run.Output.Trim()));
+
+        // The library alone, without a RID (it used to fail copying an obj/…/mathx.dll that a native project never has).
+        Must(p.Dotnet("publish", "mathx/mathx.nativeproj", "-o", "out-lib", "-nologo"), "dotnet publish of the library");
+        Assert.Equal(["libmathx.so"], Directory.GetFiles(p.PathOf("out-lib")).Select(Path.GetFileName));
     }
 
     [Fact]
