@@ -56,7 +56,7 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
                     string error = TextEscape.Line($"test '{r.Name}' failed: {lines[0]}");
                     var detail = lines.Skip(1).Where(l => l.Length > 0).ToList();
                     if (!string.IsNullOrEmpty(r.Output))
-                        detail.AddRange(new[] { $"output of '{r.Name}':" }.Concat(r.Output.TrimEnd('\n').Split('\n').Select(l => "  " + l)));
+                        detail.AddRange(new[] { $"output of '{r.Name}':" }.Concat(r.Output.TrimEnd('\n', '\r').Split('\n').Select(l => "  " + l.TrimEnd('\r'))));
                     // What a program printed must not drive the terminal: each line escaped, the line breaks ours.
                     string block = string.Join("\n", detail.Select(l => "    " + TextEscape.Line(l)));
                     if (TerminalLogger && detail.Count > 0)
@@ -73,9 +73,17 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
         string? trx = TrxPath();
         if (trx is not null)
         {
-            TrxWriter.Write(trx, RunName, results);
-            TrxFile = trx;
-            Log.LogMessage(MessageImportance.High, "Results File: {0}", trx);
+            try
+            {
+                TrxWriter.Write(trx, RunName, results);
+                TrxFile = trx;
+                Log.LogMessage(MessageImportance.High, "Results File: {0}", trx);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.LogError(null, ToolchainCodes.TestResultsUnwritable, null, ProjectFile.Length > 0 ? ProjectFile : null, 0, 0, 0, 0,
+                    "cannot write the test results file '{0}': {1} (choose another folder with --results-directory)", trx, e.Message);
+            }
         }
         LogSummary(results);
         return !Log.HasLoggedErrors;

@@ -38,6 +38,12 @@ public sealed class TestCommandTests
         Assert.True(passing.ExitCode == 0, passing.Output);
         Assert.Contains("pass: 1 passed, 0 failed, 0 skipped", passing.Output);
 
+        // A results folder that cannot be made: one coded line, and the run fails.
+        p.Write("notes.txt", "not a folder\n");
+        var unwritable = p.Dotnet("test", "pass/pass.nativeproj", "--no-build", "--logger", "trx", "--results-directory", "notes.txt");
+        Assert.True(unwritable.ExitCode == 1, unwritable.Output);
+        Assert.Contains($"error RPL0253: cannot write the test results file '{p.PathOf("notes.txt/pass.trx")}': The file '{p.PathOf("notes.txt")}' already exists. (choose another folder with --results-directory)", unwritable.Output);
+
         var r = p.Dotnet("test", "tests.slnx", "--logger", "trx", "--results-directory", "results");
         Assert.True(r.ExitCode == 1, r.Output);
         Assert.Contains("pass: 1 passed, 0 failed, 0 skipped", r.Output);

@@ -111,4 +111,6 @@ public static class ToolchainCodes
     // are raised by the targets: no constant here.
     /// <summary>`dotnet test`: a native test case failed (a program's exit code, a GoogleTest assertion, a timeout).</summary>
     public const string NativeTestFailed = "RPL0251";
+    /// <summary>`dotnet test --logger trx`: the TRX file cannot be written where the results directory says.</summary>
+    public const string TestResultsUnwritable = "RPL0253";
 }
