@@ -24,6 +24,9 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
     /// <summary>Where a failure that names no source line is reported: the test project.</summary>
     public string ProjectFile { get; set; } = "";
 
+    /// <summary>`dotnet test --filter` (VSTestTestCaseFilter): VSTest's filter language, which native programs do not take.</summary>
+    public string Filter { get; set; } = "";
+
     [Output] public string TrxFile { get; set; } = "";
 
     public override bool Execute()
@@ -36,6 +39,10 @@ public sealed class RunNativeTestsReportTask : Microsoft.Build.Utilities.Task
             results.Add(r);
         }
         if (Log.HasLoggedErrors) return false;
+        // Said, not silently ignored: a filtered run that ran everything would look like the filter worked.
+        if (Filter.Length > 0)
+            Log.LogWarning(null, ToolchainCodes.TestFilterIgnored, null, ProjectFile.Length > 0 ? ProjectFile : null, 0, 0, 0, 0,
+                "dotnet test --filter is not applied to native test programs: every case of {0} ran (filter '{1}')", RunName, TextEscape.Line(Filter));
 
         foreach (var r in results)
         {

@@ -38,6 +38,12 @@ public sealed class TestCommandTests
         Assert.True(passing.ExitCode == 0, passing.Output);
         Assert.Contains("pass: 1 passed, 0 failed, 0 skipped", passing.Output);
 
+        // A filter is VSTest's language: the native program runs whole, and the build says so.
+        var filtered = p.Dotnet("test", "pass/pass.nativeproj", "--no-build", "--filter", "FullyQualifiedName~Math");
+        Assert.True(filtered.ExitCode == 0, filtered.Output);
+        Assert.Contains($"{p.PathOf("pass/pass.nativeproj")} : warning RPL0254: dotnet test --filter is not applied to native test programs: every case of pass ran (filter 'FullyQualifiedName~Math')", filtered.Output);
+        Assert.Contains("pass: 1 passed, 0 failed, 0 skipped", filtered.Output);
+
         // A results folder that cannot be made: one coded line, and the run fails.
         p.Write("notes.txt", "not a folder\n");
         var unwritable = p.Dotnet("test", "pass/pass.nativeproj", "--no-build", "--logger", "trx", "--results-directory", "notes.txt");

@@ -113,4 +113,6 @@ public static class ToolchainCodes
     public const string NativeTestFailed = "RPL0251";
     /// <summary>`dotnet test --logger trx`: the TRX file cannot be written where the results directory says.</summary>
     public const string TestResultsUnwritable = "RPL0253";
+    /// <summary>`dotnet test --filter` on a native test project: VSTest's filter language does not reach native programs (warning).</summary>
+    public const string TestFilterIgnored = "RPL0254";
 }
