@@ -16,6 +16,8 @@ public sealed class CMakeConfigureTask : Microsoft.Build.Utilities.Task
     [Required] public string RecordFile { get; set; } = "";
     [Required] public string ProjectDirectory { get; set; } = "";
     public string CMake { get; set; } = "cmake";
+    /// <summary>CMakeGenerator: empty for Ninja when it is on PATH, Unix Makefiles otherwise.</summary>
+    public string Generator { get; set; } = "";
     public string CC { get; set; } = "gcc";
     public string CXX { get; set; } = "g++";
     public string CompilerFamily { get; set; } = "Gcc";
@@ -42,7 +44,7 @@ public sealed class CMakeConfigureTask : Microsoft.Build.Utilities.Task
         {
             var settings = CMakeTaskSupport.Settings(CC, CXX, CompilerFamily, Configuration, RetpolineEnabled, ReturnThunk, HardenSls, CsPrefix, ThunkObject);
             var step = CMakeBuild.Configure(CMake, settings, source, build, Path.GetFullPath(ToolchainFile), Path.GetFullPath(RecordFile),
-                Defines.Select(d => (d.ItemSpec, d.GetMetadata("Value"))));
+                Defines.Select(d => (d.ItemSpec, d.GetMetadata("Value"))), Generator);
             if (step.Ran) Log.LogMessage(MessageImportance.Normal, "Retpoline: CMake configure of {0} in {1}", source, build);
             Configured = step.Ran;
             if (!CMakeTaskSupport.Log(Log, step, ProjectDirectory)) return false;

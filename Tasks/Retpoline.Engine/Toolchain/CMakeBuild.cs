@@ -11,13 +11,14 @@ public sealed record ForeignStep(bool Ok, string CommandLine, string Output, IRe
 public static class CMakeBuild
 {
     /// <param name="recordFile">The last successful configure's command and toolchain file, to compare with.</param>
+    /// <param name="generator">CMakeGenerator, or empty: <see cref="CMakeProject.Generator"/> chooses.</param>
     public static ForeignStep Configure(string cmake, ForeignBuildSettings s, string source, string build, string toolchainFile, string recordFile,
-        IEnumerable<(string name, string value)> defines)
+        IEnumerable<(string name, string value)> defines, string generator = "")
     {
         if (!File.Exists(Path.Combine(source, "CMakeLists.txt")))
             return Failed(CMakeCodes.NoSuchTarget, $"CMakeSourceDirectory '{source}' has no CMakeLists.txt; set CMakeSourceDirectory to the folder that has it");
         string toolchain = CMakeProject.ToolchainFile(s);
-        var args = CMakeProject.ConfigureArguments(source, build, toolchainFile, CMakeProject.Generator(build), s.Configuration, defines);
+        var args = CMakeProject.ConfigureArguments(source, build, toolchainFile, generator.Length > 0 ? generator : CMakeProject.Generator(build), s.Configuration, defines);
         string record = ProcessRunner.Display(cmake, args) + "\n" + toolchain;
         if (!CMakeProject.NeedsConfigure(build, recordFile, record))
         {
