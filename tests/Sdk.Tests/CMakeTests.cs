@@ -220,3 +220,49 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
         Assert.Contains($"error RPL0235: CMakeSourceDirectory '{p.PathOf("nowhere/")}' has no CMakeLists.txt; set CMakeSourceDirectory to the folder that has it", missing.Output);
     }
 }
+
+/// <summary>What comes after the build: a C# program P/Invoking the CMake-built library, and `dotnet test` running ctest.</summary>
+public sealed class CMakeConsumerTests(ITestOutputHelper log) : SdkTest(log)
+{
+    [Fact]
+    public void CSharp_program_PInvokes_the_CMake_built_shared_library_copied_next_to_it()
+    {
+        Preconditions.Require("cmake");
+        var p = CMakeSources.WriteTree(Sdk.NewProject("cmake-pinvoke"))
+            .Write("native/shape.nativeproj", CMakeSources.Project("<PropertyGroup><CMakeTargets>shape</CMakeTargets></PropertyGroup>"))
+            .Write("cs/cs.csproj", Sources.CSharpProject("<ProjectReference Include=\"../native/shape.nativeproj\" />", "Exe"))
+            .Write("cs/Program.cs", """
+                using System.Runtime.InteropServices;
+                static class Program
+                {
+                    [DllImport("shape")] static extern long shape_area(long side);
+                    static void Main() => System.Console.WriteLine($"area={shape_area(4)}");
+                }
+                """);
+        Must(p.Build("cs/cs.csproj"), "dotnet build");
+        Assert.Equal("area=48", p.RunProgram("cs/bin/Debug/net10.0/cs").Output.Trim());
+        // Only CMakeTargets' output is shipped: no executable or static library of the tree next to the program.
+        Assert.True(File.Exists(p.PathOf("cs/bin/Debug/net10.0/libshape.so")));
+        Assert.False(File.Exists(p.PathOf("cs/bin/Debug/net10.0/app")));
+    }
+
+    [Fact]
+    public void Dotnet_test_runs_ctest_and_reports_each_test_by_name()
+    {
+        Preconditions.Require("cmake", "ctest");
+        var p = CMakeSources.WriteTree(Sdk.NewProject("cmake-ctest"))
+            .Write("app/app.nativeproj", CMakeSources.Project());
+        p.Write("third/CMakeLists.txt", CMakeSources.CMakeLists + "\nadd_test(NAME always_fails COMMAND ${CMAKE_COMMAND} -E false)\n");
+        var r = p.Dotnet("test", "app/app.nativeproj", "-nologo");
+        Log.WriteLine(r.Output);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("error RPL0251: test 'always_fails' failed: ctest reports the test failed", r.Output);
+        Assert.DoesNotContain("test 'app_runs' failed", r.Output);
+        Assert.Contains("app: 1 passed, 1 failed, 0 skipped", r.Output);
+
+        // The passing test alone: dotnet test succeeds.
+        p.Write("third/CMakeLists.txt", CMakeSources.CMakeLists);
+        var ok = Must(p.Dotnet("test", "app/app.nativeproj", "-nologo"), "dotnet test");
+        Assert.Contains("app: 1 passed, 0 failed, 0 skipped", ok.Output);
+    }
+}
