@@ -69,6 +69,4 @@ public static class CMakeCodes
     public const string OutputMissing = "RPL0236";
     /// <summary>A target's own compile options turn the injected mitigation off (warning; verify reports the branches).</summary>
     public const string MitigationDefeated = "RPL0237";
-    /// <summary>A ctest test failed (one error per test, by name).</summary>
-    public const string TestFailed = "RPL0238";
 }
