@@ -215,6 +215,11 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
         var syntax = MustFail(p, "app/app.nativeproj");
         Assert.Contains($"{p.PathOf("third/CMakeLists.txt")}(3): error RPL0231: Parse error.  Function missing ending \")\".  End of file reached.", syntax.Output);
 
+        // A compile error in the third-party tree: at its own file and line, in the compiler's words.
+        CMakeSources.WriteTree(p).Write("third/util.c", Sources.BrokenC);
+        var compile = MustFail(p, "app/app.nativeproj");
+        Assert.Contains($"{p.PathOf("third/util.c")}(3,12): error GCC: 'undefined_thing' undeclared (first use in this function)", compile.Output);
+
         p.Write("app/app.nativeproj", CMakeSources.Project().Replace("../third", "../nowhere"));
         var missing = MustFail(p, "app/app.nativeproj");
         Assert.Contains($"error RPL0235: CMakeSourceDirectory '{p.PathOf("nowhere/")}' has no CMakeLists.txt; set CMakeSourceDirectory to the folder that has it", missing.Output);
@@ -244,6 +249,19 @@ public sealed class CMakeConsumerTests(ITestOutputHelper log) : SdkTest(log)
         // Only CMakeTargets' output is shipped: no executable or static library of the tree next to the program.
         Assert.True(File.Exists(p.PathOf("cs/bin/Debug/net10.0/libshape.so")));
         Assert.False(File.Exists(p.PathOf("cs/bin/Debug/net10.0/app")));
+    }
+
+    [Fact]
+    public void Native_project_links_the_CMake_built_library_with_its_include_directories()
+    {
+        Preconditions.Require("cmake");
+        var p = CMakeSources.WriteTree(Sdk.NewProject("cmake-native-ref"))
+            .Write("shape/shape.nativeproj", CMakeSources.Project("<PropertyGroup><CMakeTargets>shape</CMakeTargets></PropertyGroup>"))
+            .Write("user/user.nativeproj", Sources.Project("Exe", "<ItemGroup><ProjectReference Include=\"../shape/shape.nativeproj\" /></ItemGroup>"))
+            .Write("user/main.c", "#include <stdio.h>\n#include \"shape.h\"\nint main(void) { printf(\"area=%ld\\n\", shape_area(4)); return 0; }\n");
+        MustBuild(p, "user/user.nativeproj");
+        Assert.Equal("area=48", p.RunProgram("user/bin/Debug/user").Output.Trim());
+        Assert.True(File.Exists(p.PathOf("user/bin/Debug/libshape.so")), "the referenced shared library is copied next to the program");
     }
 
     [Fact]
