@@ -31,8 +31,6 @@ public sealed class CMakeConfigureTask : Microsoft.Build.Utilities.Task
     public ITaskItem[] Defines { get; set; } = [];
     /// <summary>Only these targets' outputs (CMakeTargets); empty: every target that produces a binary.</summary>
     public string[] Targets { get; set; } = [];
-    /// <summary>Only read the File API reply (the outputs are asked for without a build), never configure.</summary>
-    public bool ReadOnly { get; set; }
 
     [Output] public ITaskItem[] Outputs { get; set; } = [];
     [Output] public bool Configured { get; set; }
@@ -40,15 +38,12 @@ public sealed class CMakeConfigureTask : Microsoft.Build.Utilities.Task
     public override bool Execute()
     {
         string source = Path.GetFullPath(SourceDirectory), build = Path.GetFullPath(BuildDirectory);
-        if (!ReadOnly || !CMakeFileApi.HasReply(build))
-        {
-            var settings = CMakeTaskSupport.Settings(CC, CXX, CompilerFamily, Configuration, RetpolineEnabled, ReturnThunk, HardenSls, CsPrefix, ThunkObject);
-            var step = CMakeBuild.Configure(CMake, settings, source, build, Path.GetFullPath(ToolchainFile), Path.GetFullPath(RecordFile),
-                Defines.Select(d => (d.ItemSpec, d.GetMetadata("Value"))), Generator);
-            if (step.Ran) Log.LogMessage(MessageImportance.Normal, "Retpoline: CMake configure of {0} in {1}", source, build);
-            Configured = step.Ran;
-            if (!CMakeTaskSupport.Log(Log, step, ProjectDirectory)) return false;
-        }
+        var settings = CMakeTaskSupport.Settings(CC, CXX, CompilerFamily, Configuration, RetpolineEnabled, ReturnThunk, HardenSls, CsPrefix, ThunkObject);
+        var step = CMakeBuild.Configure(CMake, settings, source, build, Path.GetFullPath(ToolchainFile), Path.GetFullPath(RecordFile),
+            Defines.Select(d => (d.ItemSpec, d.GetMetadata("Value"))), Generator);
+        if (step.Ran) Log.LogMessage(MessageImportance.Normal, "Retpoline: CMake configure of {0} in {1}", source, build);
+        Configured = step.Ran;
+        if (!CMakeTaskSupport.Log(Log, step, ProjectDirectory)) return false;
         try
         {
             Outputs = Declare(CMakeFileApi.ReadTargets(build)).ToArray();
