@@ -220,6 +220,10 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
         var compile = MustFail(p, "app/app.nativeproj");
         Assert.Contains($"{p.PathOf("third/util.c")}(3,12): error GCC: 'undefined_thing' undeclared (first use in this function)", compile.Output);
 
+        p.Write("app/app.nativeproj", CMakeSources.Project("<PropertyGroup><CMakeCommand>cmake-not-installed</CMakeCommand></PropertyGroup>"));
+        var noCmake = MustFail(p, "app/app.nativeproj");
+        Assert.Contains("error RPL0230: cannot run 'cmake-not-installed': it is not installed or not on PATH; apt-get install cmake (3.14 or newer), or put it on PATH", noCmake.Output);
+
         p.Write("app/app.nativeproj", CMakeSources.Project().Replace("../third", "../nowhere"));
         var missing = MustFail(p, "app/app.nativeproj");
         Assert.Contains($"error RPL0235: CMakeSourceDirectory '{p.PathOf("nowhere/")}' has no CMakeLists.txt; set CMakeSourceDirectory to the folder that has it", missing.Output);
@@ -268,10 +272,11 @@ public sealed class CMakeConsumerTests(ITestOutputHelper log) : SdkTest(log)
     public void Dotnet_test_runs_ctest_and_reports_each_test_by_name()
     {
         Preconditions.Require("cmake", "ctest");
+        // The project file sits beside the CMakeLists.txt and says nothing else: that folder is the CMake project.
         var p = CMakeSources.WriteTree(Sdk.NewProject("cmake-ctest"))
-            .Write("app/app.nativeproj", CMakeSources.Project());
+            .Write("third/app.nativeproj", "<Project Sdk=\"Retpoline.Sdk\" />\n");
         p.Write("third/CMakeLists.txt", CMakeSources.CMakeLists + "\nadd_test(NAME always_fails COMMAND ${CMAKE_COMMAND} -E false)\n");
-        var r = p.Dotnet("test", "app/app.nativeproj", "-nologo");
+        var r = p.Dotnet("test", "third/app.nativeproj", "-nologo");
         Log.WriteLine(r.Output);
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("error RPL0251: test 'always_fails' failed: ctest reports the test failed", r.Output);
@@ -280,7 +285,7 @@ public sealed class CMakeConsumerTests(ITestOutputHelper log) : SdkTest(log)
 
         // The passing test alone: dotnet test succeeds.
         p.Write("third/CMakeLists.txt", CMakeSources.CMakeLists);
-        var ok = Must(p.Dotnet("test", "app/app.nativeproj", "-nologo"), "dotnet test");
+        var ok = Must(p.Dotnet("test", "third/app.nativeproj", "-nologo"), "dotnet test");
         Assert.Contains("app: 1 passed, 0 failed, 0 skipped", ok.Output);
     }
 }
