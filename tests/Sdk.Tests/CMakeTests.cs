@@ -222,7 +222,7 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
 
         p.Write("app/app.nativeproj", CMakeSources.Project("<PropertyGroup><CMakeCommand>cmake-not-installed</CMakeCommand></PropertyGroup>"));
         var noCmake = MustFail(p, "app/app.nativeproj");
-        Assert.Contains("error RPL0230: cannot run 'cmake-not-installed': it is not installed or not on PATH; apt-get install cmake (3.14 or newer), or put it on PATH", noCmake.Output);
+        Assert.Contains("error RPL0230: cannot run 'cmake-not-installed': it is not installed or not on PATH; apt-get install cmake (3.14 or newer), or set CMakeCommand to its path", noCmake.Output);
 
         p.Write("app/app.nativeproj", CMakeSources.Project().Replace("../third", "../nowhere"));
         var missing = MustFail(p, "app/app.nativeproj");

@@ -25,7 +25,7 @@ public static class CMakeBuild
             // CMake's own regeneration check (the rule that re-runs CMake when a CMakeLists.txt or an included file
             // changed), before the outputs are read: they are the edited project's.
             string check = CMakeProject.Generator(build) == "Ninja" ? "build.ninja" : "cmake_check_build_system";
-            var regenerate = RunBuildTool(cmake, ["--build", build, "--target", check], build, s.Family, source);
+            var regenerate = RunBuildTool(cmake, ["--build", build, "--target", check], build, s.Family, source, Cmake);
             return regenerate with { Ran = false };
         }
 
@@ -38,7 +38,7 @@ public static class CMakeBuild
         File.Delete(recordFile);
         var r = ProcessRunner.Run(cmake, args, build);
         string output = (r.StandardOutput + r.StandardError).Trim();
-        if (r.ExitCode == -1 && r.StandardError.StartsWith("cannot start", StringComparison.Ordinal)) return NotFound(cmake);
+        if (r.ExitCode == -1 && r.StandardError.StartsWith("cannot start", StringComparison.Ordinal)) return NotFound(cmake, Cmake);
         var diagnostics = CMakeMessages.Parse(r.StandardOutput + "\n" + r.StandardError, source);
         if (r.ExitCode != 0)
         {
@@ -54,18 +54,23 @@ public static class CMakeBuild
     {
         var args = new List<string> { "--build", build, "--parallel", Math.Max(1, jobs).ToString(System.Globalization.CultureInfo.InvariantCulture) };
         if (targets.Count > 0) { args.Add("--target"); args.AddRange(targets); }
-        return RunBuildTool(cmake, args, build, family, source);
+        return RunBuildTool(cmake, args, build, family, source, Cmake);
     }
+
+    /// <summary>What to install, and which property names the program, when cmake or make cannot be started.</summary>
+    public const string Cmake = "apt-get install cmake (3.14 or newer), or set CMakeCommand to its path";
+    public const string Make = "apt-get install make, or set MakeCommand to its path";
 
     /// <summary>
     /// A build tool's run (cmake --build, make): compiler and linker lines as GCC/CLANG/LD diagnostics at their
     /// files, CMake's own messages from a regeneration at theirs, and RPL0234 when it failed without either.
     /// </summary>
+    /// <param name="install">What the RPL0230 message tells the user to do when the tool cannot be started.</param>
     public static ForeignStep RunBuildTool(string tool, IReadOnlyList<string> args, string workingDirectory, CompilerFamily family, string? cmakeSource,
-        IReadOnlyDictionary<string, string?>? environment = null)
+        string install)
     {
-        var r = ProcessRunner.Run(tool, args, workingDirectory, environment);
-        if (r.ExitCode == -1 && r.StandardError.StartsWith("cannot start", StringComparison.Ordinal)) return NotFound(tool);
+        var r = ProcessRunner.Run(tool, args, workingDirectory);
+        if (r.ExitCode == -1 && r.StandardError.StartsWith("cannot start", StringComparison.Ordinal)) return NotFound(tool, install);
         string output = (r.StandardOutput + "\n" + r.StandardError).Trim();
         var diagnostics = CompilerDiagnostics.Parse(output, family);
         if (cmakeSource is not null) diagnostics.AddRange(CMakeMessages.Parse(output, cmakeSource));
@@ -74,12 +79,8 @@ public static class CMakeBuild
         return new ForeignStep(r.ExitCode == 0, ProcessRunner.Display(tool, args), output, diagnostics);
     }
 
-    static ForeignStep NotFound(string tool)
-    {
-        string name = Path.GetFileName(tool);
-        string install = name switch { "make" => "apt-get install make", "ctest" or "cmake" => "apt-get install cmake (3.14 or newer), or put it on PATH", _ => $"install {name}" };
-        return Failed(CMakeCodes.ToolNotFound, $"cannot run '{tool}': it is not installed or not on PATH; {install}");
-    }
+    public static ForeignStep NotFound(string tool, string install)
+        => Failed(CMakeCodes.ToolNotFound, $"cannot run '{tool}': it is not installed or not on PATH; {install}");
 
     static ForeignStep Failed(string code, string message) => new(false, "", "", [new CompilerDiagnostic(Severity.Error, null, 0, 0, code, message)]);
 

@@ -23,8 +23,7 @@ public static class CTestResults
         string output = (r.StandardOutput + "\n" + r.StandardError).Trim();
         string command = ProcessRunner.Display(ctest, args);
         if (r.ExitCode == -1 && r.StandardError.StartsWith("cannot start", StringComparison.Ordinal))
-            return (null, new ForeignStep(false, command, output, [new CompilerDiagnostic(Severity.Error, null, 0, 0, CMakeCodes.ToolNotFound,
-                $"cannot run '{ctest}': it is not installed or not on PATH; apt-get install cmake (3.21 or newer), or put it on PATH")]));
+            return (null, CMakeBuild.NotFound(ctest, "apt-get install cmake (3.21 or newer), or set CTestCommand to its path"));
         if (!File.Exists(junitFile))
             return (null, new ForeignStep(false, command, output, [new CompilerDiagnostic(Severity.Error, null, 0, 0, CMakeCodes.BuildFailed,
                 $"ctest exited with code {r.ExitCode} and wrote no JUnit report (ctest 3.21 or newer writes one): {CMakeBuild.Tail(output)}")]));

@@ -29,7 +29,7 @@ public static class MakeBuild
         if (!new[] { "GNUmakefile", "makefile", "Makefile" }.Any(f => File.Exists(Path.Combine(directory, f))))
             return new ForeignStep(false, "", "", [new CompilerDiagnostic(Severity.Error, null, 0, 0, CMakeCodes.NoSuchTarget,
                 $"MakeDirectory '{directory}' has no Makefile (GNUmakefile, makefile or Makefile); set MakeDirectory to the folder that has it")]);
-        return CMakeBuild.RunBuildTool(make, Arguments(s, directory, jobs, targets), directory, s.Family, null);
+        return CMakeBuild.RunBuildTool(make, Arguments(s, directory, jobs, targets), directory, s.Family, null, CMakeBuild.Make);
     }
 
     /// <summary>A NativeOutput's kind from its metadata, else from its name: `.so` (or `.so.N`) Library, `.a` StaticLibrary, else Exe.</summary>
