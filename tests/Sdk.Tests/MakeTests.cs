@@ -39,7 +39,6 @@ public sealed class MakeBuildTests(ITestOutputHelper log) : SdkTest(log)
         <Project Sdk="Retpoline.Sdk">
           <PropertyGroup>
             <MakeDirectory>src</MakeDirectory>
-            <EnableDefaultCompileItems>false</EnableDefaultCompileItems>
           </PropertyGroup>
           <ItemGroup>
             {outputs}
@@ -69,6 +68,13 @@ public sealed class MakeBuildTests(ITestOutputHelper log) : SdkTest(log)
         var again = MustBuild(p, "mk.nativeproj", "-v:n");
         Assert.Contains("make: Nothing to be done for 'all'.", again.Output);
         Assert.Contains("Skipping target \"RetpolinePatchAndVerify\" because all output files are up-to-date", again.Output);
+
+        // Another vendor: make has nothing to do, the post-link step re-patches the same files.
+        var none = MustBuild(p, "mk.nativeproj", "-v:n", "-p:RetpolineVendor=None");
+        Assert.Contains("make: Nothing to be done for 'all'.", none.Output);
+        Assert.Equal(Sources.NoneRax, Native.ThunkHex(so));
+        Assert.Equal(Sources.NoneRax, Native.ThunkHex(exe));
+        Assert.Equal("disp=44", p.RunProgram("src/app").Output.Trim());
     }
 
     [Fact]
