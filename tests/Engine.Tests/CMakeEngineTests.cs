@@ -86,6 +86,19 @@ public sealed class CMakeEngineTests : IDisposable
     }
 
     [Fact]
+    public void Make_gets_the_flags_inside_CC_and_CXX_each_word_quoted_for_the_shell_make_hands_it_to()
+    {
+        var s = new ForeignBuildSettings { CC = "clang-14", CXX = "clang++-14", Family = CompilerFamily.Clang, ThunkObject = "/w/my obj/thunks.o" };
+        Assert.Equal(["-C", "/src", "-j2", "lib", "CC=clang-14 -mretpoline-external-thunk -fno-plt '-Wl,/w/my obj/thunks.o' -Wl,-z,now -Wl,-z,relro -Qunused-arguments",
+            "CXX=clang++-14 -mretpoline-external-thunk -fno-plt '-Wl,/w/my obj/thunks.o' -Wl,-z,now -Wl,-z,relro -Qunused-arguments"],
+            MakeBuild.Arguments(s, "/src", 2, ["lib"]));
+        Assert.Contains("set(CMAKE_C_STANDARD_LIBRARIES \"'/w/my obj/thunks.o' -Wl,-z,now -Wl,-z,relro\")", CMakeProject.ToolchainFile(s));
+        // Disabled: plain compilers, no thunks, nothing else.
+        Assert.Equal("set(CMAKE_C_COMPILER \"clang-14\")\nset(CMAKE_CXX_COMPILER \"clang++-14\")\n",
+            string.Concat(CMakeProject.ToolchainFile(s with { RetpolineEnabled = false }).Split('\n').Skip(1).Select(l => l.Length > 0 ? l + "\n" : "")));
+    }
+
+    [Fact]
     public void Ctest_JUnit_report_gives_each_test_its_outcome_output_and_message()
     {
         Preconditions.Require("cmake", "ctest");

@@ -37,7 +37,10 @@ public static class CMakeProject
 {
     static readonly string[] Languages = ["C", "CXX"];
 
-    /// <summary>The toolchain file the configure names with CMAKE_TOOLCHAIN_FILE.</summary>
+    /// <summary>
+    /// The toolchain file the configure names with CMAKE_TOOLCHAIN_FILE. ARG1 and STANDARD_LIBRARIES are pasted into
+    /// the shell command of every rule as they are, so each word is quoted as the shell needs (a path with a space).
+    /// </summary>
     public static string ToolchainFile(ForeignBuildSettings s)
     {
         var text = new System.Text.StringBuilder();
@@ -48,10 +51,10 @@ public static class CMakeProject
             text.Append($"set(CMAKE_{lang}_COMPILER {Quote(compiler)})\n");
             if (launcher.Count > 0) text.Append($"set(CMAKE_{lang}_COMPILER_LAUNCHER {Quote(string.Join(';', launcher))})\n");
             var arg1 = args.Concat(s.CompileFlags).ToList();
-            if (arg1.Count > 0) text.Append($"set(CMAKE_{lang}_COMPILER_ARG1 {Quote(string.Join(' ', arg1))})\n");
+            if (arg1.Count > 0) text.Append($"set(CMAKE_{lang}_COMPILER_ARG1 {Quote(string.Join(' ', arg1.Select(ProcessRunner.Quote)))})\n");
         }
         var libraries = new List<string>();
-        if (s.RetpolineEnabled && s.ThunkObject.Length > 0) libraries.Add(s.ThunkObject);
+        if (s.RetpolineEnabled && s.ThunkObject.Length > 0) libraries.Add(ProcessRunner.Quote(s.ThunkObject));
         libraries.AddRange(s.LinkFlags);
         if (libraries.Count > 0)
             foreach (var lang in Languages)

@@ -19,8 +19,9 @@ public static class MakeBuild
         if (s.RetpolineEnabled && s.Family == CompilerFamily.Clang) extra.Add("-Qunused-arguments");
         var a = new List<string> { "-C", directory, "-j" + Math.Max(1, jobs).ToString(System.Globalization.CultureInfo.InvariantCulture) };
         a.AddRange(targets);
-        a.Add("CC=" + string.Join(' ', FlagSet.SplitFlags(s.CC).Concat(extra)));
-        a.Add("CXX=" + string.Join(' ', FlagSet.SplitFlags(s.CXX).Concat(extra)));
+        // make hands each rule to the shell, which splits $(CC) into words again: each one quoted as it needs.
+        a.Add("CC=" + string.Join(' ', FlagSet.SplitFlags(s.CC).Concat(extra).Select(ProcessRunner.Quote)));
+        a.Add("CXX=" + string.Join(' ', FlagSet.SplitFlags(s.CXX).Concat(extra).Select(ProcessRunner.Quote)));
         return a;
     }
 

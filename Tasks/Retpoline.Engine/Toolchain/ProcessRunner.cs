@@ -49,5 +49,7 @@ public static class ProcessRunner
     public static string Display(string fileName, IEnumerable<string> arguments)
         => string.Join(' ', new[] { fileName }.Concat(arguments).Select(Quote));
 
-    static string Quote(string s) => s.Length > 0 && s.All(c => char.IsLetterOrDigit(c) || "-_./=:,+@%".Contains(c)) ? s : "'" + s.Replace("'", "'\\''") + "'";
+    /// <summary>One word as a POSIX shell reads it (single quotes only when it needs them): for display, and for the
+    /// command text CMake and make hand to the shell themselves.</summary>
+    public static string Quote(string s) => s.Length > 0 && s.All(c => char.IsLetterOrDigit(c) || "-_./=:,+@%".Contains(c)) ? s : "'" + s.Replace("'", "'\\''") + "'";
 }
