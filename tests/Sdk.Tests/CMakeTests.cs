@@ -133,6 +133,13 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
         Assert.Equal(2, Regex.Matches(again.Output, "ninja: no work to do.").Count);
         Assert.Contains("Skipping target \"RetpolinePatchAndVerify\" because all output files are up-to-date", again.Output);
 
+        // Another vendor: nothing for CMake to do, each artifact's thunks re-patched by the post-link step.
+        var none = MustBuild(p, "app/app.nativeproj", "-v:n", "-p:RetpolineVendor=None");
+        Assert.Equal(2, Regex.Matches(none.Output, "ninja: no work to do.").Count);
+        Assert.Equal(Sources.NoneRax, Native.ThunkHex(exe));
+        Assert.Equal(Sources.NoneRax, Native.ThunkHex(so));
+        Assert.Equal(CMakeSources.Expected, p.RunProgram("app/obj/Debug/cmake/app").Output.Trim());
+
         // An edited CMakeLists.txt: CMake re-runs itself (its own check), not our configure.
         p.Write("third/CMakeLists.txt", CMakeSources.CMakeLists + "\nadd_executable(app2 main.c)\ntarget_link_libraries(app2 util shape)\n");
         var edited = MustBuild(p, "app/app.nativeproj", "-v:n");
@@ -253,6 +260,10 @@ public sealed class CMakeConsumerTests(ITestOutputHelper log) : SdkTest(log)
         // Only CMakeTargets' output is shipped: no executable or static library of the tree next to the program.
         Assert.True(File.Exists(p.PathOf("cs/bin/Debug/net10.0/libshape.so")));
         Assert.False(File.Exists(p.PathOf("cs/bin/Debug/net10.0/app")));
+
+        Must(p.Dotnet("publish", "cs/cs.csproj", "-nologo", "-o", p.PathOf("pub")), "dotnet publish");
+        Assert.Equal("area=48", p.RunProgram("pub/cs").Output.Trim());
+        Assert.Equal(Sources.GenericRax, Native.ThunkHex(p.PathOf("pub/libshape.so")));
     }
 
     [Fact]
