@@ -141,11 +141,13 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
         Assert.Equal(CMakeSources.Expected, p.RunProgram("app/obj/Debug/cmake/app").Output.Trim());
 
         // An edited CMakeLists.txt: CMake re-runs itself (its own check), not our configure.
-        p.Write("third/CMakeLists.txt", CMakeSources.CMakeLists + "\nadd_executable(app2 main.c)\ntarget_link_libraries(app2 util shape)\n");
+        // A target outside `all` is neither built nor shipped.
+        p.Write("third/CMakeLists.txt", CMakeSources.CMakeLists + "\nadd_executable(app2 main.c)\ntarget_link_libraries(app2 util shape)\nadd_executable(never EXCLUDE_FROM_ALL main.c)\n");
         var edited = MustBuild(p, "app/app.nativeproj", "-v:n");
         Assert.DoesNotContain("Retpoline: CMake configure", edited.Output);
         Assert.Contains("-- Configuring done", edited.Output);
         Assert.Equal($"{Path.Combine(build, "app2")}: PASS: 6 indirect branches (6 ToolchainStartup); 31 thunks (30 Generic, 1 Return); 0 error(s), 0 warning(s)", VerifyLine(edited.Output, Path.Combine(build, "app2")));
+        Assert.Equal([$"app -> {exe}", $"app -> {Path.Combine(build, "app2")}", $"app -> {so}", $"app -> {lib}"], Regex.Matches(edited.Output, @"(?m)^\s*app -> (\S+)$").Select(m => m.Value.Trim()));
 
         // A changed injected setting (the vendor does not change the flags; the return thunk does): configured afresh.
         var changed = MustBuild(p, "app/app.nativeproj", "-v:n", "-p:RetpolineReturnThunk=true");
