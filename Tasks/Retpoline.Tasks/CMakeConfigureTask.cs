@@ -27,6 +27,9 @@ public sealed class CMakeConfigureTask : Microsoft.Build.Utilities.Task
     public bool HardenSls { get; set; }
     public bool CsPrefix { get; set; }
     public string ThunkObject { get; set; } = "";
+    /// <summary>RetpolineVendor=Runtime: the start-up routine for executables, and for shared libraries and modules.</summary>
+    public string RuntimeExeObject { get; set; } = "";
+    public string RuntimeLibraryObject { get; set; } = "";
     /// <summary>CMakeDefine items: Include is the cache entry's name, Value its value.</summary>
     public ITaskItem[] Defines { get; set; } = [];
     /// <summary>Only these targets' outputs (CMakeTargets); empty: every target that produces a binary.</summary>
@@ -38,7 +41,8 @@ public sealed class CMakeConfigureTask : Microsoft.Build.Utilities.Task
     public override bool Execute()
     {
         string source = Path.GetFullPath(SourceDirectory), build = Path.GetFullPath(BuildDirectory);
-        var settings = CMakeTaskSupport.Settings(CC, CXX, CompilerFamily, Configuration, RetpolineEnabled, ReturnThunk, HardenSls, CsPrefix, ThunkObject);
+        var settings = CMakeTaskSupport.Settings(CC, CXX, CompilerFamily, Configuration, RetpolineEnabled, ReturnThunk, HardenSls, CsPrefix, ThunkObject,
+            RuntimeExeObject, RuntimeLibraryObject);
         var step = CMakeBuild.Configure(CMake, settings, source, build, Path.GetFullPath(ToolchainFile), Path.GetFullPath(RecordFile),
             Defines.Select(d => (d.ItemSpec, d.GetMetadata("Value"))), Generator);
         if (step.Ran) Log.LogMessage(MessageImportance.Normal, "Retpoline: CMake configure of {0} in {1}", source, build);

@@ -8,12 +8,14 @@ namespace Retpoline.Tasks;
 static class CMakeTaskSupport
 {
     public static ForeignBuildSettings Settings(string cc, string cxx, string family, string configuration, bool enabled,
-        bool returnThunk, bool hardenSls, bool csPrefix, string thunkObject) => new()
+        bool returnThunk, bool hardenSls, bool csPrefix, string thunkObject, string runtimeExe = "", string runtimeLibrary = "") => new()
     {
         CC = cc, CXX = cxx, Family = Enum.TryParse<CompilerFamily>(family, out var f) ? f : CompilerFamily.Gcc,
         Configuration = configuration.Length > 0 ? configuration : "Debug", RetpolineEnabled = enabled,
         ReturnThunk = returnThunk, HardenSls = hardenSls, CsPrefix = csPrefix,
         ThunkObject = thunkObject.Length > 0 ? Path.GetFullPath(thunkObject) : "",
+        RuntimeExeObject = runtimeExe.Length > 0 ? Path.GetFullPath(runtimeExe) : "",
+        RuntimeLibraryObject = runtimeLibrary.Length > 0 ? Path.GetFullPath(runtimeLibrary) : "",
     };
 
     /// <summary>Runs <paramref name="run"/> with as many cores as MSBuild grants (shared with the build's other projects).</summary>

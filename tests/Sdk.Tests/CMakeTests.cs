@@ -161,6 +161,25 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
     }
 
     [Fact]
+    public void RetpolineVendor_Runtime_links_the_start_up_routine_of_each_kind_into_every_CMake_executable_and_shared_library()
+    {
+        Preconditions.Require("cmake");
+        var p = CMakeSources.WriteTree(Sdk.NewProject("cmake-runtime")).Write("app/app.nativeproj", CMakeSources.Project(
+            "<PropertyGroup><RetpolineVendor>Runtime</RetpolineVendor><RetpolineRuntimeMinimum>None</RetpolineRuntimeMinimum></PropertyGroup>"));
+        var r = MustBuild(p, "app/app.nativeproj", "-v:n");
+        string build = p.PathOf("app/obj/Debug/cmake");
+        string exe = Path.Combine(build, "app"), so = Path.Combine(build, "libshape.so");
+        Assert.Equal($"{exe}: PASS: 6 indirect branches (6 ToolchainStartup); 31 thunks (30 Generic, 1 Return; Runtime: patched in memory at load); 0 error(s), 0 warning(s)", VerifyLine(r.Output, exe));
+        Assert.Equal($"{so}: PASS: 5 indirect branches (5 ToolchainStartup); 31 thunks (30 Generic, 1 Return; Runtime: patched in memory at load); 0 error(s), 0 warning(s)", VerifyLine(r.Output, so));
+        // The executable's routine runs from .preinit_array; a shared object may not have one (ld refuses it).
+        string sections(string f) => NativeToolchain.Run(NativeToolchain.Readelf, ["-SW", f]).EnsureSuccess().StdOut;
+        Assert.Contains(".preinit_array", sections(exe));
+        Assert.DoesNotContain(".preinit_array", sections(so));
+        Assert.True(Native.HasSymbol(so, "retpoline_runtime_record"));
+        Assert.Equal(CMakeSources.Expected, p.RunProgram("app/obj/Debug/cmake/app").Output.Trim());
+    }
+
+    [Fact]
     public void Clang_with_Unix_Makefiles_in_Release_gets_the_vendor_thunks_and_CMakeTargets_limits_the_outputs()
     {
         Preconditions.Require("cmake", "clang-14", "make");

@@ -14,6 +14,9 @@ public sealed record ForeignBuildSettings
     public bool CsPrefix { get; init; }
     /// <summary>The package's thunk object, linked into every executable and shared library (none when disabled).</summary>
     public string ThunkObject { get; init; } = "";
+    /// <summary>RetpolineVendor=Runtime: the start-up routine compiled for executables and for shared libraries/modules.</summary>
+    public string RuntimeExeObject { get; init; } = "";
+    public string RuntimeLibraryObject { get; init; } = "";
 
     /// <summary>The compile flags the mitigation needs, family- and option-correct (the native driver's own set).</summary>
     public IReadOnlyList<string> CompileFlags => FlagSet.Mitigation(
@@ -63,6 +66,41 @@ public static class CMakeProject
         return text.ToString();
     }
 
+    /// <summary>
+    /// RetpolineVendor=Runtime: the file named by CMAKE_PROJECT_INCLUDE (read at the end of every project() call). It
+    /// defers, to the end of the top-level directory, a walk over every target the project defines (BUILDSYSTEM_TARGETS
+    /// of each directory) that links the start-up routine of the target's kind — an executable's `.preinit_array`
+    /// one, a shared library's or module's `.init_array` one (ld refuses `.preinit_array` in a shared object) — as a
+    /// link option, which mixes with either target_link_libraries signature. Null when there is no routine to link.
+    /// </summary>
+    public static string? RuntimeInclude(ForeignBuildSettings s)
+    {
+        if (!s.RetpolineEnabled || s.RuntimeExeObject.Length == 0 || s.RuntimeLibraryObject.Length == 0) return null;
+        return $$"""
+            # Written by Retpoline.Sdk: RetpolineVendor=Runtime links the start-up routine of each target's kind.
+            if(NOT RETPOLINE_RUNTIME_SCHEDULED)
+              set(RETPOLINE_RUNTIME_SCHEDULED TRUE)
+              function(_retpoline_link_runtime dir)
+                get_property(targets DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
+                foreach(t IN LISTS targets)
+                  get_target_property(type ${t} TYPE)
+                  if(type STREQUAL "EXECUTABLE")
+                    target_link_options(${t} PRIVATE {{Quote(s.RuntimeExeObject)}})
+                  elseif(type STREQUAL "SHARED_LIBRARY" OR type STREQUAL "MODULE_LIBRARY")
+                    target_link_options(${t} PRIVATE {{Quote(s.RuntimeLibraryObject)}})
+                  endif()
+                endforeach()
+                get_property(subdirectories DIRECTORY "${dir}" PROPERTY SUBDIRECTORIES)
+                foreach(d IN LISTS subdirectories)
+                  _retpoline_link_runtime("${d}")
+                endforeach()
+              endfunction()
+              cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _retpoline_link_runtime "${CMAKE_SOURCE_DIR}")
+            endif()
+
+            """;
+    }
+
     /// <summary>`ccache gcc -m64` → launcher [ccache], compiler gcc, arguments [-m64]: the compiler is the last word that is not a flag.</summary>
     public static (IReadOnlyList<string> launcher, string compiler, IReadOnlyList<string> args) Split(string command)
     {
@@ -75,10 +113,11 @@ public static class CMakeProject
 
     /// <summary>The arguments of `cmake` that configure SOURCE into BUILD (no `--fresh`: <see cref="ConfigureArguments"/> adds it).</summary>
     public static List<string> ConfigureArguments(string source, string build, string toolchainFile, string generator, string configuration,
-        IEnumerable<(string name, string value)> defines)
+        IEnumerable<(string name, string value)> defines, string? projectInclude = null)
     {
         var a = new List<string> { "-S", source, "-B", build, "-G", generator, "-DCMAKE_TOOLCHAIN_FILE=" + toolchainFile,
             "-DCMAKE_BUILD_TYPE=" + configuration, "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON" };
+        if (projectInclude is not null) a.Add("-DCMAKE_PROJECT_INCLUDE=" + projectInclude);
         foreach (var (name, value) in defines) a.Add($"-D{name}={value}");
         return a;
     }
