@@ -59,6 +59,10 @@ public sealed record Finding(
     /// <summary>The link input the code came from, when the linker map or the file's own DWARF says.</summary>
     FindingOrigin? Origin = null)
 {
+    /// <summary>A PLT entry for a function the file itself defines and exports (it calls its own export through the
+    /// PLT so the function stays interposable): the fix is -fno-semantic-interposition, not -fno-plt.</summary>
+    public bool DefinedHere { get; init; }
+
     /// <summary>`file:line` when known.</summary>
     public string? Source => SourceFile is null ? null : Line is int l ? $"{SourceFile}:{l}" : SourceFile;
 }

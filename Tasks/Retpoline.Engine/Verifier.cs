@@ -140,6 +140,9 @@ public static class Verifier
         }
 
         var gotNames = PltGotNames(elf, jumps);
+        // An entry for a function this very file defines and exports: the library calls its own export through the
+        // PLT so that it stays interposable (Clang without -fno-semantic-interposition); the fix is not -fno-plt.
+        var definedHere = elf.DynamicSymbols.Where(s => s.IsDefined && s.Type == Elf.ElfSymbol.STT_FUNC).Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         var entries = new List<Finding>();
         Finding? header = null;
         foreach (var j in jumps)
@@ -156,7 +159,10 @@ public static class Verifier
                 ? n + "@plt" : SymbolIndex.Format(section.Name, ip - section.Address);
             var who = callers.GetValueOrDefault(ip);
             string detail = who is { Count: > 0 } ? CalledFrom(who) : "no direct callers: its address is taken";
-            entries.Add(new Finding(FindingClassifier.PltEntry(who), name, ip, text, null, null, detail));
+            entries.Add(new Finding(FindingClassifier.PltEntry(who), name, ip, text, null, null, detail)
+            {
+                DefinedHere = name.EndsWith("@plt", StringComparison.Ordinal) && definedHere.Contains(name[..^4]),
+            });
         }
         foreach (var e in entries) yield return e;
         if (header is not null)

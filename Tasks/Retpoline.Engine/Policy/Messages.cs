@@ -23,7 +23,10 @@ public static class Messages
     public static void Plt<T>(T o, Finding f) where T : IMessageSink
     {
         o.Add("PLT entry '"); o.Add(f.Function); o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" ('"); o.Add(f.Instruction);
-        o.Add("') is reached from user code ("); o.Add(f.Detail); o.Add("); link with -fno-plt -Wl,-z,now or lld's -z retpolineplt (waive: RetpolineAllow \"");
+        o.Add("') is reached from user code ("); o.Add(f.Detail);
+        o.Add(f.DefinedHere
+            ? "); the library calls its own exported function through its PLT so it can be interposed: compile with -fno-semantic-interposition or link with -Wl,-Bsymbolic-functions (waive: RetpolineAllow \""
+            : "); link with -fno-plt -Wl,-z,now or lld's -z retpolineplt (waive: RetpolineAllow \"");
         o.Add(f.Function); o.Add("\")");
     }
 

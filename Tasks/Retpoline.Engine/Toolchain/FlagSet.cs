@@ -50,6 +50,13 @@ public static class FlagSet
         var f = new List<string>(Mitigation(c, s));
         f.AddRange(s.Configuration.Equals("Release", StringComparison.OrdinalIgnoreCase) ? ["-O2", "-g"] : ["-O0", "-g"]);
         if (s.OutputType == "Library" || s.OutputType == "StaticLibrary") f.Add("-fPIC");
+        // Clang's -fno-plt covers declarations only: a call to an exported function defined in the same file still
+        // goes through that function's PLT entry (an unmitigated `jmp *GOT`, RPL0002) so it can be interposed.
+        // -fno-semantic-interposition binds such same-file calls directly, which Clang's -O2 already does when it
+        // inlines them; calls across files still go through the GOT and the thunk and stay interposable. GCC needs
+        // nothing: its -fno-plt calls definitions through the GOT too. (-Wl,-Bsymbolic-functions also removes the
+        // entries, but binds every call in the library, across files too: more than the mitigation needs.)
+        if (s.RetpolineEnabled && s.OutputType == "Library" && c.Family == CompilerFamily.Clang) f.Add("-fno-semantic-interposition");
         string std = language == "c++" ? s.CxxStandard : language == "c" ? s.CStandard : "";
         if (std.Length > 0) f.Add("-std=" + std);
         foreach (var (from, to) in s.PathMaps) f.Add($"-ffile-prefix-map={from}={to}");
