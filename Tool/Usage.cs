@@ -6,7 +6,8 @@ static class Usage
         retpoline — verify and patch Spectre-v2 retpoline thunks in x86-64 ELF files
 
         Usage:
-          retpoline verify [--json] [--sarif FILE] [--strict] [--harden-sls] [--allow [KIND:]GLOB[,KIND:GLOB]=REASON]... FILE...
+          retpoline verify [--json] [--sarif FILE] [--strict] [--harden-sls] [--allow [KIND:]GLOB[,KIND:GLOB]=REASON]...
+                           [--map LINKER-MAP] FILE...
           retpoline patch --vendor Generic|Amd|None|Host [--minimum V] [--call-sites thunk|inline] [--dry-run] [--explain]
                           [--allow-owner-change] [--allow-read-only] [--break-hard-links] FILE...
           retpoline status [PID] [--json] [--minimum V]
@@ -23,6 +24,9 @@ static class Usage
                           function glob (`jit_*`), or KIND:GLOB parts joined by `,` that must all match, KIND one of
                           function, archive, object, source: `archive:liblzma.a`, `source:third_party/*,function:z_*`.
                           A path glob matches the whole path or any tail after a `/`. Waived findings stay listed; repeatable.
+          --map MAP       the linker map of FILE's link (-Wl,-Map,MAP; GNU ld or lld): each finding names the object
+                          or archive member it came from (`libthird.a(third.o)`). Without it, the compilation unit DWARF
+                          names is the origin. One FILE only; an unreadable map is RPL0119
 
         patch    Rewrite every recognised thunk body for a CPU vendor, atomically (temp file + rename), idempotently,
                  keeping owner, group, every mode bit and extended attribute; refuses what it cannot keep (RPL0112–RPL0115).

@@ -6,18 +6,21 @@ namespace Retpoline.Tool;
 static class VerifyCommand
 {
     public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "--json", "--strict", "--harden-sls" };
-    public static readonly IReadOnlySet<string> Options = new HashSet<string> { "--sarif", "--allow" };
+    public static readonly IReadOnlySet<string> Options = new HashSet<string> { "--sarif", "--allow", "--map" };
     /// <summary>Given once per waiver; every other option at most once.</summary>
     public static readonly IReadOnlySet<string> Repeatable = new HashSet<string> { "--allow" };
 
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr)
     {
         if (a.Files.Count == 0) throw new UsageException("verify needs at least one FILE");
+        // A map describes one link: it names where the code of that one output came from.
+        if (a.Get("--map") is not null && a.Files.Count != 1) throw new UsageException("--map FILE describes one link: give exactly one FILE with it");
         var options = new VerifyOptions
         {
             Strict = a.Has("--strict"),
             HardenSls = a.Has("--harden-sls"),
             Allow = Waivers.Parse(a.All("--allow").Select(AllowSpec.Parse)).Findings,
+            Map = a.Get("--map") is { } map ? Elf.LinkerMap.Read(map) : null,
         };
 
         // The report is checked (never an input, a regular file, a writable directory) and opened — unnamed —

@@ -44,4 +44,7 @@ public static class Codes
     public const string ReadOnlyFile = "RPL0113";      // no write permission: --allow-read-only
     public const string HardLinks = "RPL0114";         // more than one hard link: --break-hard-links
     public const string XattrNotCopied = "RPL0115";    // an extended attribute (capability, ACL, SELinux label, user.*) cannot be copied
+
+    // Inputs that say where code came from (RPL0116–RPL0119).
+    public const string LinkerMapUnusable = "RPL0119"; // --map / the build's linker map cannot be read or is no GNU ld / lld map
 }

@@ -82,6 +82,9 @@ public sealed record FindingOrigin(
     /// <summary>`liblzma.a(lzma_encoder.o)`, `obj/Debug/src/a.o`, or the source file when that is all that is known.</summary>
     public override string ToString()
         => Archive is not null ? $"{System.IO.Path.GetFileName(Archive)}({Object})" : Object ?? Source ?? "";
+
+    /// <summary>The link input is known (a linker map said), not only the compilation unit's source.</summary>
+    public bool NamesInput => Archive is not null || Object is not null;
 }
 
 /// <summary>A defined thunk symbol and the body it was recognised as.</summary>
@@ -106,7 +109,9 @@ public sealed record Diagnostic(
     ulong? Address = null,
     string? Function = null,
     string? SourceFile = null,
-    int? Line = null);
+    int? Line = null,
+    /// <summary>A finding's origin (the object or archive member its code came from), for SARIF's related location.</summary>
+    FindingOrigin? Origin = null);
 
 /// <summary>
 /// A finding waiver (a RetpolineAllow item, a `--allow`): which findings it waives and why. Kind
@@ -137,6 +142,9 @@ public sealed class VerifyOptions
     public IReadOnlyList<AllowRule> Allow { get; init; } = Array.Empty<AllowRule>();
     /// <summary>Also report every `ret` / indirect `jmp` in user code not followed by `int3` (RPL0005; RetpolineHardenSls).</summary>
     public bool HardenSls { get; init; }
+    /// <summary>The linker map of the file's link (`--map`, the build's `-Wl,-Map`): which object or archive member
+    /// each finding's code came from. Without it a finding's origin is the compilation unit DWARF names, if any.</summary>
+    public Elf.LinkerMap? Map { get; init; }
     /// <summary>Decode sections in parallel (both cores). Tests may turn it off to compare.</summary>
     public bool Parallel { get; init; } = true;
 }

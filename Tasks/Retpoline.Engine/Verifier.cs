@@ -45,6 +45,7 @@ public static class Verifier
         // Parsed on first use: a clean binary has no finding that needs a line, and the line table of a large -g
         // build costs more than its sweep.
         var lines = new Lazy<DwarfLines?>(() => linked ? SourceLines.Read(elf) : null);
+        var origins = new Origins(options.Map, new Lazy<DwarfUnits?>(() => linked ? DwarfUnits.Read(elf) : null));
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
         var annotated = Annotations.Read(elf).ToHashSet();
@@ -74,7 +75,7 @@ public static class Verifier
 
         Timing.Mark("annotations+split");
         var all = new List<Finding>(userBranches.Count + pltJumps.Count + sweep.SlsGaps.Count);
-        all.AddRange(Findings(userBranches, symbols, lines, options, (b, name) =>
+        all.AddRange(Findings(userBranches, symbols, lines, origins, options, (b, name) =>
         {
             ulong ip = b.Instruction.IP;
             bool patched = patchedSites.TryGetValue(ip, out var record);
@@ -85,7 +86,7 @@ public static class Verifier
         all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter()));
         Timing.Mark("plt");
         var slsGaps = sweep.SlsGaps.Where(b => !InThunk(thunkRanges, b.Section, b.Instruction.IP)).ToList();
-        all.AddRange(Findings(slsGaps, symbols, lines, options, (b, name) => (FindingClassifier.SlsGap(name, pltIndexes.Contains(b.Section)), null)));
+        all.AddRange(Findings(slsGaps, symbols, lines, origins, options, (b, name) => (FindingClassifier.SlsGap(name, pltIndexes.Contains(b.Section)), null)));
         all = Waivers.Apply(all, options.Allow);
         all = all.OrderBy(f => f.Address).ToList(); // stable: equal addresses (ET_REL sections) keep sweep order
         Timing.Mark("sort");
@@ -171,6 +172,21 @@ public static class Verifier
                 : header;
     }
 
+    /// <summary>
+    /// Where the code at an address came from: the link input the linker map names, and the compilation unit's
+    /// source from the file's own DWARF. Neither is read unless a finding asks. PLT entries get none: the linker made them.
+    /// </summary>
+    sealed class Origins(LinkerMap? map, Lazy<DwarfUnits?> units)
+    {
+        public FindingOrigin? At(ulong address)
+        {
+            var input = map?.At(address);
+            string? source = units.Value?.SourceAt(address);
+            if (input is null) return source is null ? null : new FindingOrigin(null, null, source);
+            return source is null ? input : input with { Source = source };
+        }
+    }
+
     /// <summary>How many callers a PLT finding names: enough to find the call, short enough to read in a CI log.</summary>
     const int CallersNamed = 5;
 
@@ -202,7 +218,7 @@ public static class Verifier
     /// Naming, formatting and line lookup cost more than the sweep on an unmitigated library (every branch is a
     /// finding), so they run on both cores, each worker with its own formatter; the order is kept.
     /// </summary>
-    static IEnumerable<Finding> Findings(IReadOnlyList<SweptBranch> branches, SymbolIndex symbols, Lazy<DwarfLines?> lines, VerifyOptions options,
+    static IEnumerable<Finding> Findings(IReadOnlyList<SweptBranch> branches, SymbolIndex symbols, Lazy<DwarfLines?> lines, Origins origins, VerifyOptions options,
         Func<SweptBranch, string, (FindingClass? Class, string? Detail)> classify)
     {
         var findings = new Finding?[branches.Count];
@@ -217,7 +233,7 @@ public static class Verifier
                 if (cls is not { } c) continue;
                 string? file = null; int? line = null;
                 if (FindingClassifier.HasUserSource(c) && lines.Value is { } table && table.TryLookup(ip, out var f, out var l)) { file = f; line = l; }
-                findings[i] = new Finding(c, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line, detail);
+                findings[i] = new Finding(c, SymbolIndex.Format(name, offset), ip, Format(formatter, b.Instruction), file, line, detail, Origin: origins.At(ip));
             }
             return formatter;
         }, _ => { });

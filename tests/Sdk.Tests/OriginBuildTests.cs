@@ -57,7 +57,7 @@ public sealed class OriginBuildTests(ITestOutputHelper log)
         Assert.Matches(@"^error RPL0002: PLT entry '\.plt\+0x6' at 0x[0-9a-f]+ .*\(lazy-binding PLT header, reached through the PLT entries user code calls\); link with -fno-plt", errors[0]);
         var error = errors[1];
         Assert.Matches(@"^error RPL0002: PLT entry 'helper@plt' at 0x[0-9a-f]+ \('jmp qword ptr \[0x[0-9a-f]+\]'\) is reached from user code \(called from api\); " +
-            @"the library calls its own exported function through its PLT so it can be interposed: compile with -fno-semantic-interposition or link with -Wl,-Bsymbolic-functions " +
+            @"the library calls its own exported function through its PLT so it can be interposed: compile with -fno-semantic-interposition (Clang; GCC: -fno-plt) or link with -Wl,-Bsymbolic-functions " +
             @"\(waive: RetpolineAllow ""helper@plt""\)$", error);
     }
 }

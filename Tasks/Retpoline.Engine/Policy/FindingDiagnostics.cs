@@ -18,5 +18,5 @@ public static class FindingDiagnostics
     }
 
     /// <summary>The diagnostic a finding is (or, when waived, would be).</summary>
-    public static Diagnostic Of(Finding f) => new(Messages.CodeOf(f), Severity.Error, Messages.For(f), f.Address, f.Function, f.SourceFile, f.Line);
+    public static Diagnostic Of(Finding f) => new(Messages.CodeOf(f), Severity.Error, Messages.For(f), f.Address, f.Function, f.SourceFile, f.Line, f.Origin);
 }

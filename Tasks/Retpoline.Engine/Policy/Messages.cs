@@ -16,6 +16,16 @@ public static class Messages
     {
         o.Add(Kind(f)); o.Add(" '"); o.Add(f.Instruction); o.Add("' at 0x"); o.AddHex(f.Address);
         o.Add(" in function '"); o.Add(f.Function);
+        if (f.Origin is { Archive: { } archive } origin)
+        {
+            // Code from a static archive: the project's flags never compiled it, so the fix is that archive's build.
+            string name = Path.GetFileName(archive);
+            o.Add("' (from "); o.Add(origin.ToString());
+            o.Add(") is not routed through a retpoline thunk (rebuild "); o.Add(name);
+            o.Add(" with the retpoline flags, it is not compiled by this build; or waive the archive: RetpolineAllow Include=\"");
+            o.Add(Path.GetFileNameWithoutExtension(name)); o.Add("\" Archive=\""); o.Add(name); o.Add("\")");
+            return;
+        }
         o.Add("' is not routed through a retpoline thunk (rebuild with the retpoline flags; waive: RetpolineAllow \"");
         o.Add(BaseNameSpan(f.Function)); o.Add("\")");
     }
@@ -25,7 +35,7 @@ public static class Messages
         o.Add("PLT entry '"); o.Add(f.Function); o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" ('"); o.Add(f.Instruction);
         o.Add("') is reached from user code ("); o.Add(f.Detail);
         o.Add(f.DefinedHere
-            ? "); the library calls its own exported function through its PLT so it can be interposed: compile with -fno-semantic-interposition or link with -Wl,-Bsymbolic-functions (waive: RetpolineAllow \""
+            ? "); the library calls its own exported function through its PLT so it can be interposed: compile with -fno-semantic-interposition (Clang; GCC: -fno-plt) or link with -Wl,-Bsymbolic-functions (waive: RetpolineAllow \""
             : "); link with -fno-plt -Wl,-z,now or lld's -z retpolineplt (waive: RetpolineAllow \"");
         o.Add(f.Function); o.Add("\")");
     }

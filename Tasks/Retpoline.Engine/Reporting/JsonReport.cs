@@ -5,7 +5,7 @@ namespace Retpoline.Reporting;
 /// <summary>
 /// `retpoline verify --json`: exactly DESIGN.md §4's object, `{"files":[{"path","indirectBranches","ibt","shstk",
 /// "findings":[{"class","function","address","instruction","source"}],"thunks":[{"name","register","form","address"}]}]}`,
-/// with optional fields after the required ones ("kind", "vendor", "detail", "allowedBy", "diagnostics"). "vendor" is
+/// with optional fields after the required ones ("kind", "vendor", "detail", "allowedBy", "origin", "diagnostics"). "vendor" is
 /// "Runtime" for a file that patches its thunks at load, else the form its register thunks share, or null. Addresses are
 /// "0x…" strings; order is the report's (address order); nothing depends on time or the machine.
 /// </summary>
@@ -52,6 +52,7 @@ public static class JsonReport
             if (f.Source is { } s) w.WriteString("source", s); else w.WriteNull("source");
             if (f.Detail is { } d) w.WriteString("detail", d);
             if (f.AllowedBy is { } a) w.WriteString("allowedBy", a);
+            if (f.Origin is { } o) WriteOrigin(w, o);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -73,6 +74,17 @@ public static class JsonReport
         foreach (var d in r.FileDiagnostics) // per-finding diagnostics are implied by each finding's class
             WriteDiagnostic(w, d);
         w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>`"origin": {"name": "libthird.a(third.o)", "archive", "object", "source"}`, the parts known.</summary>
+    static void WriteOrigin(Utf8JsonWriter w, FindingOrigin o)
+    {
+        w.WriteStartObject("origin");
+        w.WriteString("name", o.ToString());
+        if (o.Archive is { } archive) w.WriteString("archive", archive);
+        if (o.Object is { } obj) w.WriteString("object", obj);
+        if (o.Source is { } source) w.WriteString("source", source);
         w.WriteEndObject();
     }
 

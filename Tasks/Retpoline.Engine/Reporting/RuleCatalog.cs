@@ -109,6 +109,10 @@ public static class RuleCatalog
             "The patched file must keep every extended attribute of the original: file capabilities (security.capability: without it a ping-like binary loses its privilege), POSIX ACLs (losing one widens the group bits to the ACL mask), SELinux labels, user.*. One could not be read, or could not be set on the new file (security.capability needs CAP_SETFCAP, that is root).",
             "Patch as root, on a file system that supports the attribute.",
             "Never: the patched file would lose a permission, a privilege or a label.", Severity.Error),
+        new(Codes.LinkerMapUnusable, "LinkerMapUnusable", "The linker map cannot be read",
+            "The map given with --map (or the one the build asked the linker for) cannot be read, or is neither GNU ld's nor lld's -Map output, so no finding can be traced to the object or archive member it came from.",
+            "Pass the map the same link wrote: add -Wl,-Map,FILE to that link and give FILE; or leave --map out, and findings name the compilation unit their file's DWARF records.",
+            "Never: a wrong map would name the wrong origins; leave it out instead.", Severity.Error),
     ];
 
     static readonly Dictionary<string, Rule> ByCode = All.ToDictionary(r => r.Code);

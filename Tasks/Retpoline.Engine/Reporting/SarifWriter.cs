@@ -14,6 +14,41 @@ public static class SarifWriter
 {
     public const string Version = "1.0.0";
 
+    /// <summary>
+    /// Where the finding's code came from, as a related location: the archive (or object) file, its message the
+    /// `libthird.a(third.o)` form, and the compilation unit's source as a second one.
+    /// </summary>
+    static void RelatedOrigin(Utf8JsonWriter w, FindingOrigin origin)
+    {
+        w.WriteStartArray("relatedLocations");
+        int id = 0;
+        if ((origin.Archive ?? origin.Object) is { } input)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("id", id++);
+            w.WriteStartObject("physicalLocation");
+            w.WriteStartObject("artifactLocation");
+            w.WriteString("uri", Uri(input));
+            w.WriteEndObject();
+            w.WriteEndObject();
+            Text(w, "message", "code from " + origin);
+            w.WriteEndObject();
+        }
+        if (origin.Source is { } source)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("id", id);
+            w.WriteStartObject("physicalLocation");
+            w.WriteStartObject("artifactLocation");
+            w.WriteString("uri", Uri(source));
+            w.WriteEndObject();
+            w.WriteEndObject();
+            Text(w, "message", "compilation unit");
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
     public static void Write(Stream output, IReadOnlyList<VerifyReport> reports, IReadOnlyList<RetpolineException>? unusable = null)
     {
         // A finding a waiver matched is a result too, suppressed with the waiver's reason: the log shows what was decided.
@@ -118,6 +153,7 @@ public static class SarifWriter
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            if (d.Origin is { } origin) RelatedOrigin(w, origin);
             if (waived is not null)
             {
                 // "external": the waiver lives in the project (RetpolineAllow) or on the command line, not in the code.

@@ -78,7 +78,9 @@ public static class TextReport
     static void InfoLine(Utf8Sink o, VerifyReport r, Finding f)
     {
         o.Add(r.Path); o.Add(": info: "); o.Add(f.Class.ToString()); o.Add(" "); o.Add(Messages.Kind(f)); o.Add(" '"); o.Add(f.Instruction);
-        o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" in '"); o.Add(f.Function); o.Add("' allowed (");
+        o.Add("' at 0x"); o.AddHex(f.Address); o.Add(" in '"); o.Add(f.Function);
+        if (f.Origin is { NamesInput: true } origin) { o.Add("' from '"); o.Add(origin.ToString()); }
+        o.Add("' allowed (");
         o.Add(f.AllowedBy ?? f.Detail ?? Why(f.Class)); o.Add(")"); o.Add((byte)'\n');
     }
 

@@ -1,0 +1,227 @@
+using System.Text.Json;
+using Retpoline.Elf;
+using Retpoline.Policy;
+using Retpoline.Tool;
+using Xunit;
+
+namespace Retpoline.Tests;
+
+/// <summary>
+/// Where each finding came from: a prebuilt, unmitigated static archive (two members, built here with plain gcc or
+/// clang and ar) linked into a mitigated program, read back through GNU ld's and lld's `-Map` output and through the
+/// program's own DWARF compilation units; waivers by archive, object and source on those origins; the text, JSON
+/// and SARIF reports; RPL0005 waived by origin.
+/// </summary>
+public sealed class OriginTests(OriginTests.Programs p) : IClassFixture<OriginTests.Programs>
+{
+    static List<Finding> UserCode(VerifyReport r) => r.Findings.Where(f => f.Class == FindingClass.UserCode).ToList();
+
+    static WaiverItem Allow(string include, string reason = "vendored") => new(WaiverItem.Allow, include) { Reason = reason };
+
+    static VerifyOptions WithMap(string map, params WaiverItem[] allow) => new() { Map = LinkerMap.Read(map), Allow = Waivers.Parse(allow).Findings };
+
+    [Theory]
+    [InlineData("gnu")]
+    [InlineData("lld")]
+    public void A_linker_map_names_the_archive_member_of_every_finding_and_DWARF_its_compilation_unit(string linker)
+    {
+        var (program, map, archive) = linker == "gnu" ? (p.Gnu, p.GnuMap, p.Archive) : (p.Lld, p.LldMap, p.ClangArchive);
+        var r = Verifier.Verify(program, WithMap(map));
+        Assert.Equal(
+            [("third_apply", "libthird.a(third.o)", archive, "third.o", p.Dir["third.c"]), ("fourth_apply", "libthird.a(fourth.o)", archive, "fourth.o", p.Dir["fourth.c"])],
+            UserCode(r).Select(f => (Messages.BaseName(f.Function), f.Origin!.ToString(), f.Origin.Archive, f.Origin.Object, f.Origin.Source)));
+        // crt code names its crt object, without GNU ld's `..`; the PLT is the linker's own and names none.
+        var init = Assert.Single(r.Findings, f => f.Function.StartsWith("_init", StringComparison.Ordinal));
+        Assert.Matches(@"^/(usr/)?lib/x86_64-linux-gnu/crti\.o$", init.Origin!.Object);
+        Assert.All(r.Findings.Where(f => f.Function.EndsWith("@plt", StringComparison.Ordinal) || f.Function.StartsWith(".plt", StringComparison.Ordinal)), f => Assert.Null(f.Origin));
+
+        var error = Assert.Single(r.Diagnostics, d => d.Function!.StartsWith("third_apply", StringComparison.Ordinal));
+        Assert.Matches(@"^indirect call 'call qword ptr \[[^\]]+\]' at 0x[0-9a-f]+ in function 'third_apply\+0x[0-9a-f]+' \(from libthird\.a\(third\.o\)\) is not routed through a retpoline thunk " +
+            @"\(rebuild libthird\.a with the retpoline flags, it is not compiled by this build; or waive the archive: RetpolineAllow Include=""libthird"" Archive=""libthird\.a""\)$", error.Message);
+    }
+
+    [Theory]
+    [InlineData("gnu")]
+    [InlineData("lld")]
+    public void One_Archive_waiver_waives_every_finding_from_the_archive_and_Object_waivers_one_member(string linker)
+    {
+        var (program, map) = linker == "gnu" ? (p.Gnu, p.GnuMap) : (p.Lld, p.LldMap);
+        Assert.True(Verifier.Verify(program, WithMap(map)).HasErrors);
+
+        var archive = Verifier.Verify(program, WithMap(map, Allow("libthird") with { Archive = "libthird.a" }));
+        Assert.Equal(["vendored", "vendored"], UserCode(archive).Select(f => f.AllowedBy));
+        Assert.False(archive.HasErrors);
+
+        var member = Verifier.Verify(program, WithMap(map, Allow("third member") with { Object = "third.o" }));
+        Assert.Equal([("third_apply", "vendored"), ("fourth_apply", null)], UserCode(member).Select(f => (Messages.BaseName(f.Function), f.AllowedBy)));
+        Assert.True(member.HasErrors);
+    }
+
+    [Theory]
+    [InlineData("gnu")]
+    [InlineData("lld")]
+    public void Without_a_map_the_origin_is_the_DWARF_compilation_unit_and_a_Source_waiver_matches_it(string linker)
+    {
+        // gcc 12 writes DWARF 5 with strp/line_strp and addresses; clang 14 with strx and addrx through
+        // .debug_str_offsets and .debug_addr: both read.
+        string program = linker == "gnu" ? p.Gnu : p.Lld;
+        var r = Verifier.Verify(program);
+        Assert.Equal([("third_apply", p.Dir["third.c"]), ("fourth_apply", p.Dir["fourth.c"])],
+            UserCode(r).Select(f => (Messages.BaseName(f.Function), f.Origin!.ToString())));
+        Assert.All(UserCode(r), f => Assert.False(f.Origin!.NamesInput));
+        // No archive is known, so an Archive waiver matches nothing; a Source one does.
+        Assert.True(Verifier.Verify(program, new VerifyOptions { Allow = Waivers.Parse([Allow("third") with { Archive = "libthird.a" }]).Findings }).HasErrors);
+        var bySource = Verifier.Verify(program, new VerifyOptions { Allow = Waivers.Parse([Allow("third") with { Source = "third.c" }]).Findings });
+        Assert.Equal([("third_apply", "vendored"), ("fourth_apply", null)], UserCode(bySource).Select(f => (Messages.BaseName(f.Function), f.AllowedBy)));
+    }
+
+    [Fact]
+    public void An_SLS_gap_from_an_archive_is_waived_by_the_archive()
+    {
+        var sls = new VerifyOptions { HardenSls = true, Map = LinkerMap.Read(p.SlsMap) };
+        var gap = Assert.Single(Verifier.Verify(p.Sls, sls).Findings, f => f.Class == FindingClass.SlsGap);
+        Assert.Equal(("bare_ret+0x4", "librets.a(rets.o)"), (gap.Function, gap.Origin!.ToString()));
+        var waived = Verifier.Verify(p.Sls, new VerifyOptions { HardenSls = true, Map = sls.Map,
+            Allow = Waivers.Parse([Allow("rets", "leaf returns a constant") with { Archive = "librets.a" }]).Findings });
+        Assert.Equal("leaf returns a constant", Assert.Single(waived.Findings, f => f.Class == FindingClass.SlsGap).AllowedBy);
+        Assert.False(waived.HasErrors);
+        Assert.Equal(0, Run("verify", "--harden-sls", "--map", p.SlsMap, "--allow", "archive:librets.a=leaf", p.Sls).Code);
+        Assert.Equal(1, Run("verify", "--harden-sls", "--map", p.SlsMap, "--allow", "archive:libother.a=leaf", p.Sls).Code);
+    }
+
+    [Fact]
+    public void Verify_map_puts_the_origin_in_the_text_JSON_and_SARIF_reports()
+    {
+        var text = Run("verify", "--map", p.GnuMap, "--allow", "object:fourth.o=reviewed", p.Gnu);
+        Assert.Equal(1, text.Code);
+        var lines = text.Out.Split('\n');
+        Assert.Single(lines, l => l.StartsWith(p.Dir["third.c"] + ":") && l.Contains(" error RPL0001: ") && l.Contains("(from libthird.a(third.o))"));
+        Assert.Single(lines, l => l.StartsWith(p.Gnu + ": info: UserCode indirect call ") && l.EndsWith("' from 'libthird.a(fourth.o)' allowed (reviewed)"));
+
+        var json = Run("verify", "--json", "--map", p.GnuMap, p.Gnu);
+        using (var doc = JsonDocument.Parse(json.Out))
+        {
+            var origins = doc.RootElement.GetProperty("files")[0].GetProperty("findings").EnumerateArray()
+                .Where(f => f.GetProperty("class").GetString() == "UserCode").Select(f => f.GetProperty("origin")).ToList();
+            Assert.Equal(["libthird.a(third.o)", "libthird.a(fourth.o)"], origins.Select(o => o.GetProperty("name").GetString()));
+            Assert.Equal([p.Archive, p.Archive], origins.Select(o => o.GetProperty("archive").GetString()));
+            Assert.Equal(["third.o", "fourth.o"], origins.Select(o => o.GetProperty("object").GetString()));
+            Assert.Equal([p.Dir["third.c"], p.Dir["fourth.c"]], origins.Select(o => o.GetProperty("source").GetString()));
+        }
+
+        string sarif = p.Dir["origin.sarif"];
+        Assert.Equal(1, Run("verify", "--map", p.GnuMap, "--sarif", sarif, p.Gnu).Code);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(sarif)))
+        {
+            var result = doc.RootElement.GetProperty("runs")[0].GetProperty("results").EnumerateArray()
+                .Single(x => x.GetProperty("message").GetProperty("text").GetString()!.Contains("'third_apply+"));
+            var related = result.GetProperty("relatedLocations").EnumerateArray().ToList();
+            Assert.Equal(["file://" + p.Archive, "file://" + p.Dir["third.c"]], related.Select(x => x.GetProperty("physicalLocation").GetProperty("artifactLocation").GetProperty("uri").GetString()));
+            Assert.Equal(["code from libthird.a(third.o)", "compilation unit"], related.Select(x => x.GetProperty("message").GetProperty("text").GetString()));
+        }
+    }
+
+    [Fact]
+    public void A_map_that_is_not_one_is_RPL0119_and_a_map_needs_exactly_one_file()
+    {
+        var bad = Run("verify", "--map", p.Dir["third.c"], p.Gnu);
+        Assert.Equal(2, bad.Code);
+        Assert.Equal($"retpoline: error RPL0119: {p.Dir["third.c"]}: not a GNU ld or lld linker map (expected the output of -Wl,-Map,FILE: " +
+            "'Linker script and memory map', or lld's 'VMA LMA Size Align Out In Symbol' header)", bad.Err.Trim());
+        var missing = Run("verify", "--map", p.Dir["none.map"], p.Gnu);
+        Assert.Equal(2, missing.Code);
+        Assert.StartsWith($"retpoline: error RPL0119: {p.Dir["none.map"]}: linker map cannot be read: ", missing.Err.Trim());
+        var two = Run("verify", "--map", p.GnuMap, p.Gnu, p.Lld);
+        Assert.Equal(2, two.Code);
+        Assert.Contains("--map FILE describes one link: give exactly one FILE with it", two.Err);
+    }
+
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = Program.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    /// <summary>The programs, archives and maps, built once for the class with the machine's gcc 12 and clang 14.</summary>
+    public sealed class Programs : IDisposable
+    {
+        public TempDirectory Dir { get; } = new("rpl-origins-");
+        static readonly string[] GccRetpoline = ["-O2", "-g", "-mindirect-branch=thunk-extern", "-mindirect-branch-register", "-fno-plt", "-Wl,-z,now"];
+        static readonly string[] ClangRetpoline = ["-O2", "-g", "-mretpoline-external-thunk", "-fno-plt", "-Wl,-z,now", "-fuse-ld=lld"];
+
+        /// <summary>Unmitigated libthird.a (third.o, fourth.o: a call through a function-pointer table each), by gcc.</summary>
+        public string Archive { get; }
+        /// <summary>The same archive compiled by clang-14.</summary>
+        public string ClangArchive { get; }
+        public string Gnu { get; }
+        public string GnuMap { get; }
+        public string Lld { get; }
+        public string LldMap { get; }
+        /// <summary>-mharden-sls=all C linked with librets.a, whose bare_ret has a `ret` with no int3 after it.</summary>
+        public string Sls { get; }
+        public string SlsMap { get; }
+
+        public Programs()
+        {
+            Preconditions.Require("gcc", "clang-14", "ld.lld-14", "ar");
+            string third = Dir.Write("third.c", """
+                typedef long (*op)(long);
+                static long inc(long x) { return x + 1; }
+                static long dbl(long x) { return x * 2; }
+                op third_ops[] = { inc, dbl };
+                __attribute__((noinline)) long third_apply(int i, long x) { return 3 + third_ops[i & 1](x); }
+                """);
+            string fourth = Dir.Write("fourth.c", """
+                typedef long (*op)(long);
+                static long neg(long x) { return -x; }
+                static long sq(long x) { return x * x; }
+                op fourth_ops[] = { neg, sq };
+                __attribute__((noinline)) long fourth_apply(int i, long x) { return 5 * fourth_ops[i & 1](x); }
+                """);
+            string main = Dir.Write("main.c", "#include <stdio.h>\nlong third_apply(int, long);\nlong fourth_apply(int, long);\n" +
+                "int main(int argc, char **argv) { (void)argv; printf(\"%ld %ld\\n\", third_apply(argc, 20), fourth_apply(argc, 3)); return 0; }\n");
+
+            Archive = MakeArchive("gcc", NativeToolchain.Gcc, [third, fourth]);
+            ClangArchive = MakeArchive("clang", NativeToolchain.Clang, [third, fourth]);
+            GnuMap = Dir["gnu.map"];
+            Gnu = NativeToolchain.Link(NativeToolchain.Gcc, [main, Archive, NativeToolchain.ThunksSource], Dir["gnu"], [.. GccRetpoline, "-Wl,-Map," + GnuMap]);
+            LldMap = Dir["lld.map"];
+            Lld = NativeToolchain.Link(NativeToolchain.Clang, [main, ClangArchive, NativeToolchain.ThunksSource], Dir["lld"], [.. ClangRetpoline, "-Wl,-Map," + LldMap]);
+            Assert.Equal("43 45\n", FixtureSet.RunProgram(Gnu)); // argc 1: dbl(20) + 3, 5 * sq(3)
+            Assert.Equal("43 45\n", FixtureSet.RunProgram(Lld));
+
+            string rets = Dir.Write("rets.S", """
+                	.text
+                	.globl bare_ret
+                	.type bare_ret,@function
+                bare_ret:
+                	lea 1(%rdi), %rax
+                	ret
+                	.size bare_ret,.-bare_ret
+                	.section .note.GNU-stack,"",@progbits
+                """);
+            string retsObject = NativeToolchain.Compile(NativeToolchain.Gcc, rets, Dir["rets.o"]);
+            string retsArchive = Dir["librets.a"];
+            NativeToolchain.Run("ar", ["rcsD", retsArchive, retsObject], Dir.Path).EnsureSuccess();
+            string slsMain = Dir.Write("sls.c", "#include <stdio.h>\nlong bare_ret(long);\nint main(void) { printf(\"%ld\\n\", bare_ret(1)); return 0; }\n");
+            SlsMap = Dir["sls.map"];
+            Sls = NativeToolchain.Link(NativeToolchain.Gcc, [slsMain, retsArchive, NativeToolchain.ThunksSource], Dir["sls"], [.. GccRetpoline, "-mharden-sls=all", "-Wl,-Map," + SlsMap]);
+            Assert.Equal("2\n", FixtureSet.RunProgram(Sls));
+        }
+
+        /// <summary>Plain `-O2 -g` objects, as a third party ships them, in a deterministic archive.</summary>
+        string MakeArchive(string name, string compiler, string[] sources)
+        {
+            string folder = Path.Combine(Dir.Path, name);
+            Directory.CreateDirectory(folder);
+            var objects = sources.Select(s => NativeToolchain.Compile(compiler, s, Path.Combine(folder, Path.GetFileNameWithoutExtension(s) + ".o"), ["-O2", "-g"])).ToList();
+            string archive = Path.Combine(folder, "libthird.a");
+            NativeToolchain.Run("ar", ["rcsD", archive, .. objects], folder).EnsureSuccess();
+            return archive;
+        }
+
+        public void Dispose() => Dir.Dispose();
+    }
+}
