@@ -135,7 +135,7 @@ public sealed record AllowRule(string? Pattern, string Reason)
     public Policy.WaiverKind Kind => Archive is null && Object is null && Source is null ? Policy.WaiverKind.Function : Policy.WaiverKind.Origin;
 }
 
-public sealed class VerifyOptions
+public sealed record VerifyOptions
 {
     /// <summary>ToolchainStartup findings become errors (RPL0003).</summary>
     public bool Strict { get; init; }

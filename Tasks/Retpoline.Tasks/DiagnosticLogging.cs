@@ -52,7 +52,8 @@ static class DiagnosticLogging
     public static void LogWaived(TaskLoggingHelper log, VerifyReport report)
     {
         foreach (var f in report.Findings.Where(f => f.AllowedBy is not null))
-            log.LogMessage(Microsoft.Build.Framework.MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}': {4}", f.Class, f.Instruction, f.Address, TextEscape.Line(f.Function), TextEscape.Line(f.AllowedBy!));
+            log.LogMessage(Microsoft.Build.Framework.MessageImportance.Normal, "Retpoline: allowed {0} '{1}' at 0x{2:x} in '{3}'{4}: {5}", f.Class, f.Instruction, f.Address, TextEscape.Line(f.Function),
+                f.Origin is { NamesInput: true } o ? $" from '{TextEscape.Line(o.ToString())}'" : "", TextEscape.Line(f.AllowedBy!));
     }
 
     /// <summary>A setting the engine rejected (RPL0208), at the project.</summary>

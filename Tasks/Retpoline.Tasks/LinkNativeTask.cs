@@ -20,6 +20,8 @@ public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
     public ITaskItem[] LinkInputs { get; set; } = [];
     /// <summary>Relative source paths in linker messages are resolved against it.</summary>
     public string ProjectDirectory { get; set; } = "";
+    /// <summary>The linker map to write (executables and shared libraries): what verify names each finding's origin from.</summary>
+    public string LinkerMap { get; set; } = "";
 
     public override bool Execute()
     {
@@ -30,7 +32,8 @@ public sealed class LinkNativeTask : Microsoft.Build.Utilities.Task
             LinkLibraries = LinkLibraries.Where(l => l.Length > 0).ToList(),
         };
         var inputs = Objects.Select(o => o.ItemSpec).Concat(LinkInputs.Select(i => i.ItemSpec)).ToList();
-        var step = NativeLinker.Plan(settings, Driver, Archiver, inputs, Path.GetFullPath(Output), IntermediateDirectory);
+        var step = NativeLinker.Plan(settings, Driver, Archiver, inputs, Path.GetFullPath(Output), IntermediateDirectory,
+            OutputType == "StaticLibrary" || LinkerMap.Length == 0 ? null : Path.GetFullPath(LinkerMap));
         if (NativeLinker.IsUpToDate(step))
         {
             Log.LogMessage(MessageImportance.Normal, "Retpoline: {0} is up to date", Output);

@@ -15,7 +15,8 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
 {
     /// <summary>
     /// RetpolineLinkedOutput items: the file, and metadata `Kind` (Exe, Library, Module, StaticLibrary), `Patch`
-    /// (false: verify only), `Objects` (a static library's objects, verified one by one) and `Stamp`.
+    /// (false: verify only), `Objects` (a static library's objects, verified one by one), `LinkerMap` (the link's map:
+    /// each finding names the object or archive member it came from) and `Stamp`.
     /// </summary>
     [Required] public ITaskItem[] Outputs { get; set; } = [];
     public string Vendor { get; set; } = "Generic";
@@ -40,7 +41,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
         ProjectPolicy policy;
         try { policy = ProjectPolicy.From(Policy, Strict, HardenSls, DiagnosticLogging.WaiverItems(WaiverItem.Allow, Allow)); }
         catch (InvalidSettingException e) { return DiagnosticLogging.LogInvalidSetting(Log, e); }
-        var options = policy.VerifyOptions;
+        var projectOptions = policy.VerifyOptions;
         foreach (var output in Outputs) DeleteStamp(output);
 
         var reports = new List<VerifyReport>();
@@ -51,6 +52,7 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
             try
             {
                 string path = output.ItemSpec;
+                var options = WithMap(projectOptions, output.GetMetadata("LinkerMap"));
                 if (output.GetMetadata("Kind") == "StaticLibrary")
                 {
                     foreach (var obj in output.GetMetadata("Objects").Split(';', StringSplitOptions.RemoveEmptyEntries))
@@ -116,6 +118,10 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
         Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
         return warned;
     }
+
+    /// <summary>The output's linker map, when its driver wrote one, with object paths relative to the project.</summary>
+    VerifyOptions WithMap(VerifyOptions options, string map) => map.Length == 0 || !File.Exists(map) ? options
+        : options with { Map = Elf.LinkerMap.Read(map, ProjectDirectory.Length > 0 ? ProjectDirectory : null) };
 
     string Shown(string path) => ProjectDirectory.Length > 0 ? Path.GetRelativePath(ProjectDirectory, Path.GetFullPath(path)) : path;
 

@@ -6,7 +6,8 @@ namespace Retpoline.Sdk.Tests;
 
 /// <summary>
 /// Where findings come from, end to end with the packed SDK: shared libraries that call their own exported functions
-/// (Clang's PLT calls and the flag that removes them).
+/// (Clang's PLT calls and the flag that removes them); a prebuilt, unmitigated static archive linked into a project,
+/// its findings named by the link's map and waived by one Archive waiver.
 /// </summary>
 public sealed class OriginBuildTests(ITestOutputHelper log)
 {
@@ -24,6 +25,48 @@ public sealed class OriginBuildTests(ITestOutputHelper log)
         int helper(int x) { return x * 3; }
         int api(int x) { return helper(x) + 1; }
         """;
+
+    /// <summary>A third party's libthird.a, built with plain gcc and ar (no retpoline flags), copied into vendor/.</summary>
+    static void AddPrebuiltArchive(TestProject p)
+    {
+        using var build = new Retpoline.Tests.TempDirectory("rpl-third-");
+        string source = build.Write("third.c", """
+            typedef long (*op)(long);
+            static long inc(long x) { return x + 1; }
+            static long dbl(long x) { return x * 2; }
+            op third_ops[] = { inc, dbl };
+            __attribute__((noinline)) long third_apply(int i, long x) { return 3 + third_ops[i & 1](x); }
+            """);
+        string obj = Retpoline.Tests.NativeToolchain.Compile(Retpoline.Tests.NativeToolchain.Gcc, source, build["third.o"], ["-O2"]);
+        Directory.CreateDirectory(p.PathOf("vendor"));
+        Retpoline.Tests.NativeToolchain.Run("ar", ["rcsD", p.PathOf("vendor/libthird.a"), obj], build.Path).EnsureSuccess();
+    }
+
+    const string ThirdMainC = "#include <stdio.h>\nlong third_apply(int, long);\nint main(int argc, char **argv) { (void)argv; printf(\"%ld\\n\", third_apply(argc, 20)); return 0; }\n";
+
+    [Fact]
+    public void Findings_in_a_prebuilt_archive_name_the_member_and_one_Archive_waiver_passes_them()
+    {
+        var p = Sdk.NewProject("prebuilt-archive").Write("app.nativeproj", Sources.Project("Exe", "<PropertyGroup><LinkLibraries>vendor/libthird.a</LinkLibraries></PropertyGroup>"))
+            .Write("main.c", ThirdMainC);
+        AddPrebuiltArchive(p);
+        var failed = Build(p, "app.nativeproj", "-v:n");
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Matches(@"(?m)^\s*\S*gcc .* -Xlinker -Map=\S*/obj/Debug/app\.map$", failed.Output);
+        var error = Assert.Single(Regex.Matches(failed.Output, @"error RPL0001: .*?Archive=""libthird\.a""\)").Select(m => m.Value).Distinct());
+        Assert.Matches(@"^error RPL0001: indirect call 'call qword ptr \[[^\]]+\]' at 0x[0-9a-f]+ in function 'third_apply\+0x[0-9a-f]+' \(from libthird\.a\(third\.o\)\) " +
+            @"is not routed through a retpoline thunk \(rebuild libthird\.a with the retpoline flags, it is not compiled by this build; or waive the archive: " +
+            @"RetpolineAllow Include=""libthird"" Archive=""libthird\.a""\)$", error);
+
+        p.Write("app.nativeproj", Sources.Project("Exe", """
+            <PropertyGroup><LinkLibraries>vendor/libthird.a</LinkLibraries></PropertyGroup>
+            <ItemGroup><RetpolineAllow Include="libthird" Archive="libthird.a" Reason="vendor library, rebuilt upstream with retpolines next release" /></ItemGroup>
+            """));
+        var passed = Build(p, "app.nativeproj", "-v:n");
+        Assert.True(passed.ExitCode == 0, passed.Output);
+        Assert.Matches(@"Retpoline: allowed UserCode 'call qword ptr \[[^\]]+\]' at 0x[0-9a-f]+ in 'third_apply\+0x[0-9a-f]+' from 'libthird\.a\(third\.o\)': vendor library, rebuilt upstream with retpolines next release", passed.Output);
+        Assert.Equal("43", p.RunProgram("bin/Debug/app").Output.Trim());
+    }
 
     [Theory]
     [InlineData("clang-14")]
@@ -57,7 +100,7 @@ public sealed class OriginBuildTests(ITestOutputHelper log)
         Assert.Matches(@"^error RPL0002: PLT entry '\.plt\+0x6' at 0x[0-9a-f]+ .*\(lazy-binding PLT header, reached through the PLT entries user code calls\); link with -fno-plt", errors[0]);
         var error = errors[1];
         Assert.Matches(@"^error RPL0002: PLT entry 'helper@plt' at 0x[0-9a-f]+ \('jmp qword ptr \[0x[0-9a-f]+\]'\) is reached from user code \(called from api\); " +
-            @"the library calls its own exported function through its PLT so it can be interposed: compile with -fno-semantic-interposition (Clang; GCC: -fno-plt) or link with -Wl,-Bsymbolic-functions " +
+            @"the library calls its own exported function through its PLT so it can be interposed: compile with -fno-semantic-interposition \(Clang; GCC: -fno-plt\) or link with -Wl,-Bsymbolic-functions " +
             @"\(waive: RetpolineAllow ""helper@plt""\)$", error);
     }
 }

@@ -8,14 +8,18 @@ public static class NativeLinker
         public string CommandLine => ProcessRunner.Display(Tool, Arguments);
     }
 
-    public static LinkStep Plan(NativeSettings s, string driver, string ar, IReadOnlyList<string> objects, string output, string intermediateDirectory)
+    /// <param name="linkerMap">Where the linker writes its map (an executable or shared library only): verify reads
+    /// it to name the object or archive member of each finding. Passed with -Xlinker, not -Wl, whose commas would split
+    /// a path that contains one.</param>
+    public static LinkStep Plan(NativeSettings s, string driver, string ar, IReadOnlyList<string> objects, string output, string intermediateDirectory, string? linkerMap = null)
     {
         string cmd = Path.Combine(intermediateDirectory, "link.cmd");
         if (s.OutputType == "StaticLibrary")
             // D: deterministic (zero timestamps, uids, modes), so the same objects give the same bytes.
             return new LinkStep(ar, ["rcsD", output, .. objects], output, cmd, objects);
         var command = CompilerCommand.Parse(driver);
-        return new LinkStep(command.Program, [.. command.Prefix, .. FlagSet.Link(s, objects, output)], output, cmd, objects);
+        string[] map = string.IsNullOrEmpty(linkerMap) ? [] : ["-Xlinker", "-Map=" + linkerMap];
+        return new LinkStep(command.Program, [.. command.Prefix, .. FlagSet.Link(s, objects, output), .. map], output, cmd, objects);
     }
 
     public static bool IsUpToDate(LinkStep step)
