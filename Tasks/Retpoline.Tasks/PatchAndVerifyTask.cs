@@ -26,6 +26,9 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
     public bool HardenSls { get; set; }
     public ITaskItem[] Allow { get; set; } = [];
     public string ReportFile { get; set; } = "";
+    /// <summary>RetpolineMaxFindings: errors listed per file (empty: 20, 0: all), as for every other kind of project.</summary>
+    public string MaxFindings { get; set; } = "";
+    int maxFindings;
     /// <summary>Messages name each file relative to this folder (`[bin/Release/libx.so]`), as the user sees it.</summary>
     public string ProjectDirectory { get; set; } = "";
 
@@ -39,7 +42,11 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
         if (!Enum.TryParse<CallSiteMode>(CallSites, ignoreCase: true, out var callSites))
             return Fail(Toolchain.ToolchainCodes.InvalidPropertyOrItem, $"RetpolineCallSites must be Thunk or Inline, not '{CallSites}'");
         ProjectPolicy policy;
-        try { policy = ProjectPolicy.From(Policy, Strict, HardenSls, DiagnosticLogging.WaiverItems(WaiverItem.Allow, Allow)); }
+        try
+        {
+            policy = ProjectPolicy.From(Policy, Strict, HardenSls, DiagnosticLogging.WaiverItems(WaiverItem.Allow, Allow));
+            maxFindings = FindingCap.Parse(MaxFindings);
+        }
         catch (InvalidSettingException e) { return DiagnosticLogging.LogInvalidSetting(Log, e); }
         var projectOptions = policy.VerifyOptions;
         foreach (var output in Outputs) DeleteStamp(output);
@@ -113,7 +120,9 @@ public sealed class PatchAndVerifyTask : Microsoft.Build.Utilities.Task
     bool Report(VerifyReport report, string path, PolicyMode mode)
     {
         bool warned = false;
-        foreach (var d in report.Diagnostics) warned |= DiagnosticLogging.LogVerifyDiagnostic(Log, d, Shown(path), mode);
+        var (listed, hidden) = FindingCap.Apply(report.Diagnostics, maxFindings);
+        foreach (var d in listed) warned |= DiagnosticLogging.LogVerifyDiagnostic(Log, d, Shown(path), mode);
+        if (hidden > 0) Log.LogMessage(MessageImportance.High, "{0}", FindingCap.More(Shown(path), hidden));
         DiagnosticLogging.LogWaived(Log, report);
         Log.LogMessage(MessageImportance.Normal, "{0}", TextReport.Summary(report));
         return warned;

@@ -36,8 +36,9 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
     public string OutputDirectory { get; set; } = "";
     public string ProjectDirectory { get; set; } = "";
     public string CacheFile { get; set; } = "";
-    /// <summary>Findings shown per file; an unmitigated third-party library can have thousands.</summary>
-    public int MaxFindingsPerFile { get; set; } = 20;
+    /// <summary>RetpolineMaxFindings: errors listed per file (empty: 20, 0: all); an unmitigated third-party library can have thousands.</summary>
+    public string MaxFindings { get; set; } = "";
+    int maxFindings;
 
     public override bool Execute()
     {
@@ -46,6 +47,7 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         {
             policy = ProjectPolicy.From(Policy, Strict, HardenSls,
                 DiagnosticLogging.WaiverItems(WaiverItem.Exclude, Exclude).Concat(DiagnosticLogging.WaiverItems(WaiverItem.Allow, Allow)));
+            maxFindings = FindingCap.Parse(MaxFindings);
         }
         catch (InvalidSettingException e) { return DiagnosticLogging.LogInvalidSetting(Log, e); }
 
@@ -53,7 +55,7 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         // module version ids stand for the verifier itself (a new package version may judge the same bytes anew).
         // RetpolineExclude is not part of it: exclusions are decided before the cache is consulted, on every build,
         // and an exempt file is never remembered.
-        string settings = $"v3;{policy.VerdictFingerprint};max={MaxFindingsPerFile};" +
+        string settings = $"v3;{policy.VerdictFingerprint};max={maxFindings};" +
             $"tasks={typeof(VerifyOutputTask).Assembly.ManifestModule.ModuleVersionId};engine={typeof(Verifier).Assembly.ManifestModule.ModuleVersionId}";
         var cache = LoadCache(settings);
         var byHash = new Dictionary<string, CacheEntry>(StringComparer.Ordinal);
@@ -142,12 +144,10 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         try
         {
             var report = Verifier.Verify(path, policy.VerifyOptions);
-            int shownCount = 0, hidden = 0;
+            var (listed, hidden) = FindingCap.Apply(report.Diagnostics, maxFindings);
             var reported = new List<CachedDiagnostic>();
-            foreach (var d in report.Diagnostics)
+            foreach (var d in listed)
             {
-                if (d.Severity == Severity.Error && shownCount >= MaxFindingsPerFile) { hidden++; continue; }
-                if (d.Severity == Severity.Error) shownCount++;
                 DiagnosticLogging.LogVerifyDiagnostic(Log, d, shown, policy.Mode);
                 reported.Add(new CachedDiagnostic(d.Code, d.Severity, d.Message, d.SourceFile, d.Line));
             }
@@ -165,11 +165,10 @@ public sealed class VerifyOutputTask : Microsoft.Build.Utilities.Task
         }
     }
 
-    /// <summary>Errors past MaxFindingsPerFile: counted, not listed, and where to see them all.</summary>
+    /// <summary>Errors past RetpolineMaxFindings: counted, not listed, and where to see them all.</summary>
     void LogHidden(string shown, int hidden)
     {
-        if (hidden > 0)
-            Log.LogMessage(MessageImportance.High, "Retpoline: {0}: {1} more finding(s) not shown; `retpoline verify {0}` lists them all", shown, hidden);
+        if (hidden > 0) Log.LogMessage(MessageImportance.High, "{0}", FindingCap.More(shown, hidden));
     }
 
     /// <summary>A remembered file's diagnostics, reported again exactly as when it was verified (same policy: the

@@ -68,6 +68,41 @@ public sealed class OriginBuildTests(ITestOutputHelper log)
         Assert.Equal("43", p.RunProgram("bin/Debug/app").Output.Trim());
     }
 
+    /// <summary>25 functions, each with one call through a pointer: 25 RPL0001 when compiled without retpolines.</summary>
+    static readonly string ManyC = string.Concat(Enumerable.Range(0, 25).Select(i => $"long f{i:d2}(long (*g)(long), long x) {{ return g(x) + {i}; }}\n"));
+
+    static int Distinct(string output, string code) => Regex.Matches(output, $@"error {code}: [^\r\n]*").Select(m => m.Value).Distinct().Count();
+
+    [Fact]
+    public void Native_and_managed_projects_list_RetpolineMaxFindings_errors_per_file_and_say_how_many_more()
+    {
+        // -mindirect-branch=keep after the SDK's flags (the user's come last) turns the mitigation off for this file.
+        var native = Sdk.NewProject("cap-native").Write("many.nativeproj", Sources.Project("Library", "<PropertyGroup><CFlags>-mindirect-branch=keep</CFlags></PropertyGroup>"))
+            .Write("many.c", ManyC);
+        var capped = Build(native, "many.nativeproj");
+        Assert.Equal(1, capped.ExitCode);
+        Assert.Equal(20, Distinct(capped.Output, "RPL0001"));
+        Assert.Contains("Retpoline: bin/Debug/libmany.so: 5 more finding(s) not shown; `retpoline verify bin/Debug/libmany.so` lists them all", capped.Output);
+        var all = Build(native, "many.nativeproj", "-p:RetpolineMaxFindings=0");
+        Assert.Equal(25, Distinct(all.Output, "RPL0001"));
+        Assert.DoesNotContain("more finding(s) not shown", all.Output);
+        var bad = Build(native, "many.nativeproj", "-p:RetpolineMaxFindings=lots");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("error RPL0208: RetpolineMaxFindings must be a whole number from 0 (list every finding) up, not 'lots'", bad.Output);
+
+        // A project that references the package and ships the same unmitigated library: the same cap, the same line.
+        var managed = Sdk.NewProject("cap-managed").Write("app.csproj", Sources.CSharpProject("""
+            <PackageReference Include="Retpoline.Sdk" Version="$(RetpolineSdkVersion)" PrivateAssets="all" />
+                <None Include="prebuilt/libmany.so" CopyToOutputDirectory="PreserveNewest" Link="libmany.so" />
+            """));
+        Directory.CreateDirectory(managed.PathOf("prebuilt"));
+        File.Copy(native.PathOf("bin/Debug/libmany.so"), managed.PathOf("prebuilt/libmany.so"));
+        var three = Build(managed, "app.csproj", "-p:RetpolineMaxFindings=3");
+        Assert.Equal(1, three.ExitCode);
+        Assert.Equal(3, Distinct(three.Output, "RPL0001"));
+        Assert.Contains("Retpoline: bin/Debug/net10.0/libmany.so: 22 more finding(s) not shown; `retpoline verify bin/Debug/net10.0/libmany.so` lists them all", three.Output);
+    }
+
     [Theory]
     [InlineData("clang-14")]
     [InlineData("gcc")]
