@@ -16,6 +16,7 @@ static class Usage
 
         verify   Decode every executable byte, classify every indirect call/jmp (UserCode, Plt, ToolchainStartup,
                  Annotated, PatchedSite), check every thunk body. Findings that break the policy are errors.
+                 A static archive (lib.a) is verified member by member, each named lib.a(member.o).
           --json          print one JSON object: {"files":[{"path","indirectBranches","ibt","shstk","findings":[…],"thunks":[…]}]}
           --sarif FILE    also write a SARIF 2.1.0 log to FILE (never an input: RPL0111; renamed into place at the end)
           --strict        toolchain startup code (crt1/crti/crtbegin, the PLT they use) is an error too (RPL0003)

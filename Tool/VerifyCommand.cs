@@ -33,12 +33,21 @@ static class VerifyCommand
         var unusable = new List<RetpolineException>();
         foreach (var file in a.Files)
         {
-            try { reports.Add(Verifier.Verify(file, options)); }
-            catch (RetpolineException e)
+            try
             {
-                unusable.Add(e);
-                stderr.WriteLine(Reporting.TextEscape.Line($"retpoline: {e.OneLine}"));
+                if (!Elf.StaticArchive.IsArchive(file)) { reports.Add(Verifier.Verify(file, options)); continue; }
+                // A static library: each member as the object it is, named lib.a(member.o).
+                var (members, unusableMembers) = Elf.StaticArchive.Verify(file, options);
+                reports.AddRange(members);
+                foreach (var e in unusableMembers) Unusable(e);
             }
+            catch (RetpolineException e) { Unusable(e); }
+        }
+
+        void Unusable(RetpolineException e)
+        {
+            unusable.Add(e);
+            stderr.WriteLine(Reporting.TextEscape.Line($"retpoline: {e.OneLine}"));
         }
 
         if (timing) stderr.WriteLine($"retpoline: timing: verify {clock.ElapsedMilliseconds} ms");

@@ -46,5 +46,8 @@ public static class Codes
     public const string XattrNotCopied = "RPL0115";    // an extended attribute (capability, ACL, SELinux label, user.*) cannot be copied
 
     // Inputs that say where code came from (RPL0116–RPL0119).
+    public const string ArchiveMemberNotElf = "RPL0116"; // a static archive member that is not an x86-64 ELF object
+    public const string ThinArchive = "RPL0117";       // a thin archive: its members are files stored elsewhere
+    public const string BadArchive = "RPL0118";        // an ar archive whose headers do not add up
     public const string LinkerMapUnusable = "RPL0119"; // --map / the build's linker map cannot be read or is no GNU ld / lld map
 }

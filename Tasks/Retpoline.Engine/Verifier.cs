@@ -26,8 +26,11 @@ public static class Verifier
 
     public static VerifyReport Verify(ElfFile elf, VerifyOptions options) => Verify(elf, options, null, null);
 
+    /// <summary>An object that is a member of a static archive: every finding's origin is that archive and member.</summary>
+    internal static VerifyReport Verify(ElfFile elf, VerifyOptions options, FindingOrigin member) => Verify(elf, options, null, null, member);
+
     /// <summary>With the symbol index and thunks of <paramref name="elf"/> when the caller has them already (patch).</summary>
-    internal static VerifyReport Verify(ElfFile elf, VerifyOptions options, SymbolIndex? symbolIndex, List<LocatedThunk>? located)
+    internal static VerifyReport Verify(ElfFile elf, VerifyOptions options, SymbolIndex? symbolIndex, List<LocatedThunk>? located, FindingOrigin? member = null)
     {
         var symbols = symbolIndex ?? new SymbolIndex(elf);
         var thunks = located ?? ThunkScanner.Find(elf, symbols);
@@ -45,7 +48,7 @@ public static class Verifier
         // Parsed on first use: a clean binary has no finding that needs a line, and the line table of a large -g
         // build costs more than its sweep.
         var lines = new Lazy<DwarfLines?>(() => linked ? SourceLines.Read(elf) : null);
-        var origins = new Origins(options.Map, new Lazy<DwarfUnits?>(() => linked ? DwarfUnits.Read(elf) : null));
+        var origins = new Origins(options.Map, new Lazy<DwarfUnits?>(() => linked ? DwarfUnits.Read(elf) : null), member);
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
         var annotated = Annotations.Read(elf).ToHashSet();
@@ -176,10 +179,11 @@ public static class Verifier
     /// Where the code at an address came from: the link input the linker map names, and the compilation unit's
     /// source from the file's own DWARF. Neither is read unless a finding asks. PLT entries get none: the linker made them.
     /// </summary>
-    sealed class Origins(LinkerMap? map, Lazy<DwarfUnits?> units)
+    sealed class Origins(LinkerMap? map, Lazy<DwarfUnits?> units, FindingOrigin? wholeFile)
     {
         public FindingOrigin? At(ulong address)
         {
+            if (wholeFile is not null) return wholeFile;
             var input = map?.At(address);
             string? source = units.Value?.SourceAt(address);
             if (input is null) return source is null ? null : new FindingOrigin(null, null, source);

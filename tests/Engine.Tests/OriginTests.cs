@@ -136,6 +136,66 @@ public sealed class OriginTests(OriginTests.Programs p) : IClassFixture<OriginTe
         Assert.Contains("--map FILE describes one link: give exactly one FILE with it", two.Err);
     }
 
+    // ---- archives ------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Verify_of_an_archive_verifies_each_member_as_an_object_named_archive_of_member()
+    {
+        var r = Run("verify", "--json", p.Archive);
+        Assert.Equal(1, r.Code);
+        using (var doc = JsonDocument.Parse(r.Out))
+        {
+            var files = doc.RootElement.GetProperty("files").EnumerateArray().ToList();
+            Assert.Equal([$"{p.Archive}(third.o)", $"{p.Archive}(fourth.o)"], files.Select(f => f.GetProperty("path").GetString()));
+            Assert.All(files, f => Assert.Equal("Relocatable", f.GetProperty("kind").GetString()));
+            var findings = files.Select(f => Assert.Single(f.GetProperty("findings").EnumerateArray())).ToList();
+            Assert.Equal(["libthird.a(third.o)", "libthird.a(fourth.o)"], findings.Select(f => f.GetProperty("origin").GetProperty("name").GetString()));
+            Assert.Equal(["third_apply+0x13", "fourth_apply+0x13"], findings.Select(f => f.GetProperty("function").GetString()));
+        }
+        var text = Run("verify", p.Archive);
+        Assert.Contains($"{p.Archive}(third.o): FAIL: 1 indirect branches (1 UserCode); 0 thunks (none); 1 error(s), 0 warning(s)", text.Out.Split('\n'));
+        Assert.Equal(0, Run("verify", "--allow", "archive:libthird.a=vendored", p.Archive).Code);
+        Assert.Equal(1, Run("verify", "--allow", "object:third.o=one member", p.Archive).Code);
+    }
+
+    [Fact]
+    public void Long_member_names_are_read_and_a_member_that_is_not_ELF_is_RPL0116_while_the_others_are_verified()
+    {
+        string dir = Path.Combine(p.Dir.Path, "mixed");
+        Directory.CreateDirectory(dir);
+        string longName = Path.Combine(dir, "a_member_name_longer_than_sixteen_bytes.o");
+        File.Copy(Path.Combine(Path.GetDirectoryName(p.Archive)!, "fourth.o"), longName, overwrite: true);
+        string notes = Path.Combine(dir, "notes.txt");
+        File.WriteAllText(notes, "not code\n");
+        string archive = Path.Combine(dir, "libmixed.a");
+        File.Delete(archive);
+        NativeToolchain.Run("ar", ["rcsD", archive, longName, notes], dir).EnsureSuccess();
+
+        var r = Run("verify", "--allow", "archive:libmixed.a=vendored", archive);
+        Assert.Equal(2, r.Code);
+        Assert.Equal($"retpoline: error RPL0116: {archive}(notes.txt): archive member is not an x86-64 ELF object: not an ELF file (bad magic)", r.Err.Trim());
+        Assert.Contains($"{archive}(a_member_name_longer_than_sixteen_bytes.o): PASS: 1 indirect branches (1 UserCode); 0 thunks (none); 0 error(s), 0 warning(s)", r.Out.Split('\n'));
+    }
+
+    [Fact]
+    public void A_thin_archive_is_RPL0117_and_a_damaged_one_RPL0118()
+    {
+        string dir = Path.Combine(p.Dir.Path, "thin");
+        Directory.CreateDirectory(dir);
+        string thin = Path.Combine(dir, "libthin.a");
+        File.Delete(thin);
+        NativeToolchain.Run("ar", ["rcsDT", thin, Path.Combine(Path.GetDirectoryName(p.Archive)!, "third.o")], dir).EnsureSuccess();
+        var r = Run("verify", thin);
+        Assert.Equal(2, r.Code);
+        Assert.Equal($"retpoline: error RPL0117: {thin}: thin archive: its members are files stored elsewhere (ar T); verify those object files, or make a regular archive with ar rcs", r.Err.Trim());
+
+        string cut = Path.Combine(dir, "libcut.a");
+        File.WriteAllBytes(cut, File.ReadAllBytes(p.Archive)[..200]);
+        var bad = Run("verify", cut);
+        Assert.Equal(2, bad.Code);
+        Assert.Matches(@"^retpoline: error RPL0118: \S+/libcut\.a: bad ar archive: member at offset \d+ claims \d+ bytes, past the end of the file$", bad.Err.Trim());
+    }
+
     static (int Code, string Out, string Err) Run(params string[] args)
     {
         var o = new StringWriter();
