@@ -48,6 +48,8 @@ public static class Verifier
         // Parsed on first use: a clean binary has no finding that needs a line, and the line table of a large -g
         // build costs more than its sweep.
         var lines = new Lazy<DwarfLines?>(() => linked ? SourceLines.Read(elf) : null);
+        // A file without symbols: where its crt startup code is, found from what stripping keeps.
+        var startup = linked ? StartupCode.Find(elf) : null;
         var origins = new Origins(options.Map, new Lazy<DwarfUnits?>(() => linked ? DwarfUnits.Read(elf) : null), member);
         var pltIndexes = new HashSet<int>(plt.Select(s => s.Index));
         var thunkRanges = thunks.Where(t => t.Body is not null).Select(t => (t.Section.Index, start: t.Address, end: t.Address + (ulong)t.Extent)).ToArray();
@@ -82,14 +84,15 @@ public static class Verifier
         {
             ulong ip = b.Instruction.IP;
             bool patched = patchedSites.TryGetValue(ip, out var record);
-            var cls = FindingClassifier.Branch(name, patched, annotated.Contains((b.Section, ip)));
-            return (cls, FindingClassifier.Detail(cls, record));
+            string? crt = startup?.NameAt(ip);
+            var cls = FindingClassifier.Branch(crt ?? name, patched, annotated.Contains((b.Section, ip)));
+            return (cls, FindingClassifier.Detail(cls, record) ?? (crt is null || cls != FindingClass.ToolchainStartup ? null : Recognised(crt)));
         }));
         Timing.Mark("findings");
-        all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter()));
+        all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter(), startup));
         Timing.Mark("plt");
         var slsGaps = sweep.SlsGaps.Where(b => !InThunk(thunkRanges, b.Section, b.Instruction.IP)).ToList();
-        all.AddRange(Findings(slsGaps, symbols, lines, origins, options, (b, name) => (FindingClassifier.SlsGap(name, pltIndexes.Contains(b.Section)), null)));
+        all.AddRange(Findings(slsGaps, symbols, lines, origins, options, (b, name) => (FindingClassifier.SlsGap(startup?.NameAt(b.Instruction.IP) ?? name, pltIndexes.Contains(b.Section)), null)));
         all = Waivers.Apply(all, options.Allow);
         all = all.OrderBy(f => f.Address).ToList(); // stable: equal addresses (ET_REL sections) keep sweep order
         Timing.Mark("sort");
@@ -120,7 +123,7 @@ public static class Verifier
     /// The PLT's indirect jumps, with the facts their class depends on (who calls each entry, which is the lazy-binding
     /// header); <see cref="FindingClassifier"/> decides the class.
     /// </summary>
-    static IEnumerable<Finding> ClassifyPlt(ElfFile elf, SymbolIndex symbols, SweepResult sweep, List<SweptBranch> jumps, Formatter formatter)
+    static IEnumerable<Finding> ClassifyPlt(ElfFile elf, SymbolIndex symbols, SweepResult sweep, List<SweptBranch> jumps, Formatter formatter, StartupCode? startup)
     {
         if (jumps.Count == 0) yield break;
         var bySection = jumps.GroupBy(j => j.Section).ToDictionary(g => g.Key, g => g.Select(j => j.Instruction.IP).OrderBy(a => a).ToArray());
@@ -128,6 +131,9 @@ public static class Verifier
         var isPlt = elf.Sections.Select(s => PltSections.Contains(s.Name)).ToArray();
         // Per entry, the distinct callers. A libc-style entry (memcpy@plt) in a large library has thousands.
         var callers = new Dictionary<ulong, HashSet<string>>();
+        // Without static symbols the nearest preceding name (an exported function of a stripped library, a section)
+        // would be a guess: such call sites are counted, not named, unless they are crt code found without symbols.
+        var unnamed = new Dictionary<ulong, int>();
         foreach (var r in sweep.References)
         {
             if (isPlt[r.Section]) continue; // lazy stubs jumping to the header
@@ -138,8 +144,14 @@ public static class Verifier
             int i = Array.BinarySearch(addresses, r.To);
             if (i < 0) i = ~i;
             if (i >= addresses.Length || addresses[i] - r.To >= PltHeaderSize) continue;
-            var caller = symbols.Locate(r.Section, r.From);
             if (!callers.TryGetValue(addresses[i], out var set)) callers[addresses[i]] = set = new HashSet<string>(StringComparer.Ordinal);
+            if (startup is not null)
+            {
+                if (startup.NameAt(r.From) is { } crt) set.Add(crt);
+                else unnamed[addresses[i]] = unnamed.GetValueOrDefault(addresses[i]) + 1;
+                continue;
+            }
+            var caller = symbols.Locate(r.Section, r.From);
             set.Add(caller.isSymbol ? caller.name : SymbolIndex.Format(caller.name, caller.offset));
         }
 
@@ -162,8 +174,12 @@ public static class Verifier
             string name = j.Instruction.IsIPRelativeMemoryOperand && gotNames.TryGetValue(j.Instruction.IPRelativeMemoryAddress, out var n)
                 ? n + "@plt" : SymbolIndex.Format(section.Name, ip - section.Address);
             var who = callers.GetValueOrDefault(ip);
-            string detail = who is { Count: > 0 } ? CalledFrom(who) : "no direct callers: its address is taken";
-            entries.Add(new Finding(FindingClassifier.PltEntry(who), name, ip, text, null, null, detail)
+            int sites = unnamed.GetValueOrDefault(ip);
+            string detail = sites > 0
+                ? (who is { Count: > 0 } ? CalledFrom(who) + " and " : "called from ") + $"{sites} call site(s) in code without symbols"
+                : who is { Count: > 0 } ? CalledFrom(who) : "no direct callers: its address is taken";
+            var cls = sites > 0 ? FindingClass.Plt : FindingClassifier.PltEntry(who);
+            entries.Add(new Finding(cls, name, ip, text, null, null, detail)
             {
                 DefinedHere = name.EndsWith("@plt", StringComparison.Ordinal) && definedHere.Contains(name[..^4]),
             });
@@ -190,6 +206,8 @@ public static class Verifier
             return source is null ? input : input with { Source = source };
         }
     }
+
+    static string Recognised(string crt) => $"toolchain startup code: {crt}, recognised without symbols";
 
     /// <summary>How many callers a PLT finding names: enough to find the call, short enough to read in a CI log.</summary>
     const int CallersNamed = 5;

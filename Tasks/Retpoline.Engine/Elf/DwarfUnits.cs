@@ -45,11 +45,33 @@ public sealed class DwarfUnits
         var info = elf.FindSection(".debug_info");
         var abbrev = elf.FindSection(".debug_abbrev");
         if (info is null || abbrev is null || !info.HasFileBytes || !abbrev.HasFileBytes) return null;
-        ReadOnlyMemory<byte> Of(string name) => elf.FindSection(name) is { HasFileBytes: true } s
-            ? elf.Data.AsMemory(checked((int)s.FileOffset), checked((int)s.Size)) : default;
+        // Read from the file here, not taken from elf.Data: verify loads a large file's sections selectively and these
+        // are not among them (a clean file never needs them, and .debug_info is the largest section of a -g build).
+        ReadOnlyMemory<byte> Of(string name) => elf.FindSection(name) is { HasFileBytes: true } s ? ReadSection(elf, s) : default;
         var units = Parse(new Sections(Of(".debug_info"), Of(".debug_abbrev"), Of(".debug_str"), Of(".debug_line_str"),
             Of(".debug_str_offsets"), Of(".debug_addr"), Of(".debug_ranges"), Of(".debug_rnglists")));
         return units.RangeCount > 0 ? units : null;
+    }
+
+    static byte[] ReadSection(ElfFile elf, ElfSection s)
+    {
+        // A file under 1 MiB is in memory whole; patch hands over a file it holds in memory too.
+        if (elf.Data.Length < 1 << 20 || !File.Exists(elf.Path)) return elf.Data.AsSpan(checked((int)s.FileOffset), checked((int)s.Size)).ToArray();
+        try
+        {
+            using var handle = File.OpenHandle(elf.Path);
+            if (RandomAccess.GetLength(handle) != elf.Data.Length) return [];
+            var bytes = new byte[checked((int)s.Size)];
+            int done = 0;
+            while (done < bytes.Length)
+            {
+                int n = RandomAccess.Read(handle, bytes.AsSpan(done), (long)s.FileOffset + done);
+                if (n <= 0) return [];
+                done += n;
+            }
+            return bytes;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
     }
 
     /// <summary>The DWARF sections a unit's first entry may refer to (empty when the file has none).</summary>

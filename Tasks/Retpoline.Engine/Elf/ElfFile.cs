@@ -158,7 +158,7 @@ public sealed class ElfFile
             var h = Header(i);
             if (!Usable(h)) continue;
             bool symbols = h.type is ElfSection.SHT_SYMTAB or ElfSection.SHT_DYNSYM;
-            if ((h.flags & ElfSection.SHF_EXECINSTR) != 0 || symbols || h.type is ElfSection.SHT_NOTE or ElfSection.SHT_RELA or 6 /* SHT_DYNAMIC */ or ElfSection.SHT_SYMTAB_SHNDX
+            if ((h.flags & ElfSection.SHF_EXECINSTR) != 0 || symbols || h.type is ElfSection.SHT_NOTE or ElfSection.SHT_RELA or 6 /* SHT_DYNAMIC */ or ElfSection.SHT_SYMTAB_SHNDX or 14 or 15 /* SHT_INIT_ARRAY, SHT_FINI_ARRAY: startup code without symbols */
                 || (Usable(names) && CString(data, names.off, names.size, h.name) is ".debug_line" or ".debug_line_str" or ".debug_str" or Annotations.SectionName or Patching.SiteRecord.SectionName))
                 needed[i] = true;
             if (symbols && h.link < shnum) needed[h.link] = true; // the symbol names

@@ -19,6 +19,8 @@ public static class StaticArchive
     /// <summary>The file starts like an ar archive (regular or thin).</summary>
     public static bool IsArchive(string path)
     {
+        // Only a regular file is opened here: opening a FIFO would block (verify refuses it later, with its code).
+        if (IO.Posix.Stat(path, out _) is not { Type: FileType.Regular }) return false;
         try
         {
             using var f = File.OpenRead(path);
