@@ -68,6 +68,37 @@ public sealed class OriginBuildTests(ITestOutputHelper log)
         Assert.Equal("43", p.RunProgram("bin/Debug/app").Output.Trim());
     }
 
+    [Fact]
+    public void An_SLS_gap_in_a_prebuilt_archive_is_RPL0005_and_waived_by_its_archive_or_its_function()
+    {
+        // librets.a: hand-written `ret` with no int3 after it, as a third party's assembly has it.
+        var p = Sdk.NewProject("sls-archive").Write("app.nativeproj", Sources.Project("Exe",
+                "<PropertyGroup><RetpolineHardenSls>true</RetpolineHardenSls><LinkLibraries>vendor/librets.a</LinkLibraries></PropertyGroup>"))
+            .Write("main.c", "#include <stdio.h>\nlong bare_ret(long);\nint main(void) { printf(\"%ld\\n\", bare_ret(1)); return 0; }\n");
+        using (var build = new Retpoline.Tests.TempDirectory("rpl-rets-"))
+        {
+            string rets = build.Write("rets.S", "\t.text\n\t.globl bare_ret\n\t.type bare_ret,@function\nbare_ret:\n\tlea 1(%rdi), %rax\n\tret\n\t.size bare_ret,.-bare_ret\n\t.section .note.GNU-stack,\"\",@progbits\n");
+            string obj = Retpoline.Tests.NativeToolchain.Compile(Retpoline.Tests.NativeToolchain.Gcc, rets, build["rets.o"]);
+            Directory.CreateDirectory(p.PathOf("vendor"));
+            Retpoline.Tests.NativeToolchain.Run("ar", ["rcsD", p.PathOf("vendor/librets.a"), obj], build.Path).EnsureSuccess();
+        }
+        var failed = Build(p, "app.nativeproj");
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Matches(@"error RPL0005: 'ret' at 0x[0-9a-f]+ in function 'bare_ret\+0x4' is not followed by int3", failed.Output);
+
+        foreach (var waiver in new[] { """Include="rets" Archive="librets.a" """, """Include="bare_ret" """ })
+        {
+            p.Write("app.nativeproj", Sources.Project("Exe", $"""
+                <PropertyGroup><RetpolineHardenSls>true</RetpolineHardenSls><LinkLibraries>vendor/librets.a</LinkLibraries></PropertyGroup>
+                <ItemGroup><RetpolineAllow {waiver} Reason="leaf returns a value it computed from its argument" /></ItemGroup>
+                """));
+            var passed = Build(p, "app.nativeproj", "-v:n");
+            Assert.True(passed.ExitCode == 0, passed.Output);
+            Assert.Matches(@"Retpoline: allowed SlsGap 'ret' at 0x[0-9a-f]+ in 'bare_ret\+0x4' from 'librets\.a\(rets\.o\)': leaf returns a value it computed from its argument", passed.Output);
+        }
+        Assert.Equal("2", p.RunProgram("bin/Debug/app").Output.Trim());
+    }
+
     /// <summary>25 functions, each with one call through a pointer: 25 RPL0001 when compiled without retpolines.</summary>
     static readonly string ManyC = string.Concat(Enumerable.Range(0, 25).Select(i => $"long f{i:d2}(long (*g)(long), long x) {{ return g(x) + {i}; }}\n"));
 
