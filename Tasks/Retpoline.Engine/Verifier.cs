@@ -34,6 +34,12 @@ public static class Verifier
     {
         var symbols = symbolIndex ?? new SymbolIndex(elf);
         var thunks = located ?? ThunkScanner.Find(elf, symbols);
+        // Stripped: the thunk symbols went with the symbol table; their bodies did not.
+        if (located is null && !elf.HasStaticSymbols && elf.Kind != ElfKind.Relocatable)
+        {
+            thunks.AddRange(ThunkScanner.FindByBody(elf, thunks.Select(t => t.Address).ToHashSet()));
+            thunks.Sort((a, b) => a.Address.CompareTo(b.Address));
+        }
         Timing.Mark("symbols+thunks");
         bool linked = elf.Kind != ElfKind.Relocatable;
 

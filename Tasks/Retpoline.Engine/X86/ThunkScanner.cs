@@ -55,6 +55,33 @@ public static class ThunkScanner
     }
 
     /// <summary>
+    /// The Generic register thunks of a file without symbols, found by their bodies: every `call +N` followed by the
+    /// speculation trap (`pause; lfence; jmp`) whose body is a Generic retpoline, named for the register it ends in
+    /// (a `notrack` twin has the same bytes and gets the same name). <paramref name="known"/> are addresses already found.
+    /// Patched (Amd/None) bodies are too short and too common to find this way.
+    /// </summary>
+    public static List<LocatedThunk> FindByBody(ElfFile elf, IReadOnlySet<ulong> known)
+    {
+        var found = new List<LocatedThunk>();
+        foreach (var section in elf.Sections)
+        {
+            if (!section.IsExecutable || !section.HasFileBytes || section.Name.StartsWith(".plt", StringComparison.Ordinal)) continue;
+            var bytes = elf.Bytes(section);
+            for (int at = bytes.IndexOf(Opcodes.SpeculationTrap); at >= 0;)
+            {
+                int start = at - 5;
+                if (start >= 0 && bytes[start] == Opcodes.CallRel32 && !known.Contains(section.Address + (ulong)start)
+                    && ThunkBody.TryRecognise(bytes[start..Math.Min(bytes.Length, start + MaxBody)], out var body) && body is { Form: ThunkForm.Generic, Register: >= 0 }
+                    && ThunkName.TryParse("__x86_indirect_thunk_" + Registers.Name(body.Register), out var parsed))
+                    found.Add(new LocatedThunk("__x86_indirect_thunk_" + Registers.Name(body.Register), parsed, section, section.Address + (ulong)start, body, body.Length, false));
+                int next = bytes[(at + 1)..].IndexOf(Opcodes.SpeculationTrap);
+                at = next < 0 ? -1 : at + 1 + next;
+            }
+        }
+        return found;
+    }
+
+    /// <summary>
     /// A Generic body is exactly as long as recognised. A body an earlier patch rewrote (Amd/None) spans its symbol
     /// size when the symbol has one (our thunks and Clang's do), else the form plus the int3 fill up to GCC's
     /// 17 bytes (GCC's COMDAT thunks have size 0 and GCC's layout).
