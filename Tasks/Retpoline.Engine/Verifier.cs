@@ -90,7 +90,7 @@ public static class Verifier
         {
             ulong ip = b.Instruction.IP;
             bool patched = patchedSites.TryGetValue(ip, out var record);
-            string? crt = startup?.NameAt(ip);
+            string? crt = startup?.NameAt(b.Section, ip);
             var cls = FindingClassifier.Branch(crt ?? name, patched, annotated.Contains((b.Section, ip)));
             return (cls, FindingClassifier.Detail(cls, record) ?? (crt is null || cls != FindingClass.ToolchainStartup ? null : Recognised(crt)));
         }));
@@ -98,7 +98,7 @@ public static class Verifier
         all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter(), startup));
         Timing.Mark("plt");
         var slsGaps = sweep.SlsGaps.Where(b => !InThunk(thunkRanges, b.Section, b.Instruction.IP)).ToList();
-        all.AddRange(Findings(slsGaps, symbols, lines, origins, options, (b, name) => (FindingClassifier.SlsGap(startup?.NameAt(b.Instruction.IP) ?? name, pltIndexes.Contains(b.Section)), null)));
+        all.AddRange(Findings(slsGaps, symbols, lines, origins, options, (b, name) => (FindingClassifier.SlsGap(startup?.NameAt(b.Section, b.Instruction.IP) ?? name, pltIndexes.Contains(b.Section)), null)));
         all = Waivers.Apply(all, options.Allow);
         all = all.OrderBy(f => f.Address).ToList(); // stable: equal addresses (ET_REL sections) keep sweep order
         Timing.Mark("sort");
@@ -153,7 +153,7 @@ public static class Verifier
             if (!callers.TryGetValue(addresses[i], out var set)) callers[addresses[i]] = set = new HashSet<string>(StringComparer.Ordinal);
             if (startup is not null)
             {
-                if (startup.NameAt(r.From) is { } crt) set.Add(crt);
+                if (startup.NameAt(r.Section, r.From) is { } crt) set.Add(crt);
                 else unnamed[addresses[i]] = unnamed.GetValueOrDefault(addresses[i]) + 1;
                 continue;
             }

@@ -18,6 +18,9 @@ public sealed class StartupCode
     const int EntryReach = 0x40;
 
     readonly List<(ulong start, ulong end, string name)> regions = new();
+    /// <summary>The GOT slots of `_ITM_deregisterTMCloneTable` / `_ITM_registerTMCloneTable` → the crtbegin function
+    /// that jumps through each; empty when the file has neither (then no branch is looked at twice).</summary>
+    readonly Dictionary<ulong, string> tmSlots = new();
     readonly ElfFile elf;
 
     StartupCode(ElfFile elf) => this.elf = elf;
@@ -50,33 +53,45 @@ public sealed class StartupCode
             foreach (var other in starts) if (other > t && other < end) end = other;
             code.regions.Add((t, end, "__do_global_dtors_aux"));
         }
+        code.FindTmSlots();
         return code;
     }
 
-    /// <summary>The crt function holding this address, or null. Thread-safe.</summary>
-    public string? NameAt(ulong address)
+    /// <summary>The crt function holding this address of section <paramref name="section"/>, or null. Thread-safe.</summary>
+    public string? NameAt(int section, ulong address)
     {
         foreach (var (start, end, name) in regions)
             if (address >= start && address < end) return name;
-        return TmClones(address);
+        return tmSlots.Count == 0 || (uint)section >= (uint)elf.Sections.Count ? null : TmClones(elf.Sections[section], address);
+    }
+
+    void FindTmSlots()
+    {
+        var symbols = new Dictionary<uint, string>();
+        for (int i = 0; i < elf.DynamicSymbols.Count; i++)
+            if (elf.DynamicSymbols[i].Name is "_ITM_deregisterTMCloneTable" or "_ITM_registerTMCloneTable" && !elf.DynamicSymbols[i].IsDefined)
+                symbols[(uint)i] = elf.DynamicSymbols[i].Name == "_ITM_deregisterTMCloneTable" ? "deregister_tm_clones" : "register_tm_clones";
+        if (symbols.Count == 0) return;
+        ReadOnlySpan<byte> d = elf.Data;
+        foreach (var rela in elf.Sections)
+        {
+            if (rela.Type != ElfSection.SHT_RELA || (rela.Flags & ElfSection.SHF_ALLOC) == 0 || rela.Size % 24 != 0 || !rela.HasFileBytes) continue;
+            for (long o = rela.FileOffset; o + 24 <= rela.FileOffset + rela.Size; o += 24)
+                if (symbols.TryGetValue((uint)(ElfFile.U64(d, (int)o + 8) >> 32), out var function)) tmSlots[ElfFile.U64(d, (int)o)] = function;
+        }
     }
 
     /// <summary>`deregister_tm_clones` / `register_tm_clones` for their `jmp *%rax`, by the bytes before it.</summary>
-    string? TmClones(ulong address)
+    string? TmClones(ElfSection s, ulong address)
     {
-        if (elf.SectionAt(address) is not { IsExecutable: true, HasFileBytes: true } s || address - s.Address < 12) return null;
+        if (!s.IsExecutable || !s.HasFileBytes || !s.ContainsAddress(address) || address - s.Address < 12) return null;
         var b = elf.Bytes(s);
         int i = (int)(address - s.Address);
         if (i + 2 > b.Length || b[i] != 0xff || b[i + 1] != 0xe0) return null;                        // jmp *%rax
         if (b[i - 2] != 0x74 || b[i - 5] != 0x48 || b[i - 4] != 0x85 || b[i - 3] != 0xc0) return null;  // test %rax,%rax; je
         if (b[i - 12] != 0x48 || b[i - 11] != 0x8b || b[i - 10] != 0x05) return null;                  // mov disp32(%rip),%rax
         ulong slot = address - 5 + (ulong)(long)BitConverter.ToInt32(b[(i - 9)..(i - 5)]);
-        return elf.RelocatedSymbols(new HashSet<ulong> { slot }).GetValueOrDefault(slot) switch
-        {
-            "_ITM_deregisterTMCloneTable" => "deregister_tm_clones",
-            "_ITM_registerTMCloneTable" => "register_tm_clones",
-            _ => null,
-        };
+        return tmSlots.GetValueOrDefault(slot);
     }
 
     /// <summary>The first function pointer of `.init_array`/`.fini_array`: the section's bytes, or (lld leaves them
