@@ -63,6 +63,14 @@ public sealed record Finding(
     /// PLT so the function stays interposable): the fix is -fno-semantic-interposition, not -fno-plt.</summary>
     public bool DefinedHere { get; init; }
 
+    /// <summary>
+    /// A PLT finding has no origin of its own (the linker made the entry); this is where the code that reaches it
+    /// came from, one entry per distinct origin, so a waiver of an archive also waives the PLT entries only that
+    /// archive's code calls. Null when any caller's origin is unknown, or when no waiver names an origin (it is not
+    /// worked out then).
+    /// </summary>
+    public IReadOnlyList<FindingOrigin>? CallerOrigins { get; init; }
+
     /// <summary>`file:line` when known.</summary>
     public string? Source => SourceFile is null ? null : Line is int l ? $"{SourceFile}:{l}" : SourceFile;
 }

@@ -95,7 +95,8 @@ public static class Verifier
             return (cls, FindingClassifier.Detail(cls, record) ?? (crt is null || cls != FindingClass.ToolchainStartup ? null : Recognised(crt)));
         }));
         Timing.Mark("findings");
-        all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter(), startup));
+        bool originWaivers = options.Allow.Any(r => r.Kind == WaiverKind.Origin);
+        all.AddRange(ClassifyPlt(elf, symbols, sweep, pltJumps, NewFormatter(), startup, originWaivers ? origins : null));
         Timing.Mark("plt");
         var slsGaps = sweep.SlsGaps.Where(b => !InThunk(thunkRanges, b.Section, b.Instruction.IP)).ToList();
         all.AddRange(Findings(slsGaps, symbols, lines, origins, options, (b, name) => (FindingClassifier.SlsGap(startup?.NameAt(b.Section, b.Instruction.IP) ?? name, pltIndexes.Contains(b.Section)), null)));
@@ -129,7 +130,8 @@ public static class Verifier
     /// The PLT's indirect jumps, with the facts their class depends on (who calls each entry, which is the lazy-binding
     /// header); <see cref="FindingClassifier"/> decides the class.
     /// </summary>
-    static IEnumerable<Finding> ClassifyPlt(ElfFile elf, SymbolIndex symbols, SweepResult sweep, List<SweptBranch> jumps, Formatter formatter, StartupCode? startup)
+    static IEnumerable<Finding> ClassifyPlt(ElfFile elf, SymbolIndex symbols, SweepResult sweep, List<SweptBranch> jumps, Formatter formatter, StartupCode? startup,
+        Origins? callerOrigins)
     {
         if (jumps.Count == 0) yield break;
         var bySection = jumps.GroupBy(j => j.Section).ToDictionary(g => g.Key, g => g.Select(j => j.Instruction.IP).OrderBy(a => a).ToArray());
@@ -140,6 +142,8 @@ public static class Verifier
         // Without static symbols the nearest preceding name (an exported function of a stripped library, a section)
         // would be a guess: such call sites are counted, not named, unless they are crt code found without symbols.
         var unnamed = new Dictionary<ulong, int>();
+        // Per entry, where its callers came from (null in the set: a caller of unknown origin).
+        var from = new Dictionary<ulong, HashSet<FindingOrigin?>>();
         foreach (var r in sweep.References)
         {
             if (isPlt[r.Section]) continue; // lazy stubs jumping to the header
@@ -151,6 +155,11 @@ public static class Verifier
             if (i < 0) i = ~i;
             if (i >= addresses.Length || addresses[i] - r.To >= PltHeaderSize) continue;
             if (!callers.TryGetValue(addresses[i], out var set)) callers[addresses[i]] = set = new HashSet<string>(StringComparer.Ordinal);
+            if (callerOrigins is not null)
+            {
+                if (!from.TryGetValue(addresses[i], out var origins)) from[addresses[i]] = origins = [];
+                origins.Add(callerOrigins.At(r.From));
+            }
             if (startup is not null)
             {
                 if (startup.NameAt(r.Section, r.From) is { } crt) set.Add(crt);
@@ -188,14 +197,26 @@ public static class Verifier
             entries.Add(new Finding(cls, name, ip, text, null, null, detail)
             {
                 DefinedHere = name.EndsWith("@plt", StringComparison.Ordinal) && definedHere.Contains(name[..^4]),
+                CallerOrigins = Known(from.GetValueOrDefault(ip)),
             });
         }
         foreach (var e in entries) yield return e;
         if (header is not null)
-            yield return FindingClassifier.PltHeader(entries.Any(e => e.Class == FindingClass.Plt)) == FindingClass.Plt
-                ? header with { Class = FindingClass.Plt, Detail = "lazy-binding PLT header, reached through the PLT entries user code calls" }
+        {
+            var reaching = entries.Where(e => e.Class == FindingClass.Plt).ToList();
+            // The header is reached through those entries: its callers' origins are theirs.
+            var headerOrigins = callerOrigins is null || reaching.Any(e => e.CallerOrigins is null) ? null
+                : reaching.SelectMany(e => e.CallerOrigins!).Distinct().OrderBy(o => o.ToString(), StringComparer.Ordinal).ToList();
+            yield return FindingClassifier.PltHeader(reaching.Count > 0) == FindingClass.Plt
+                ? header with { Class = FindingClass.Plt, Detail = "lazy-binding PLT header, reached through the PLT entries user code calls", CallerOrigins = headerOrigins }
                 : header;
+        }
     }
+
+    /// <summary>The callers' origins when every one is known, in a stable order; otherwise null.</summary>
+    static IReadOnlyList<FindingOrigin>? Known(HashSet<FindingOrigin?>? origins)
+        => origins is null || origins.Count == 0 || origins.Contains(null) ? null
+            : origins.Select(o => o!).OrderBy(o => o.ToString(), StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// Where the code at an address came from: the link input the linker map names, and the compilation unit's

@@ -76,6 +76,28 @@ public sealed class OriginTests(OriginTests.Programs p) : IClassFixture<OriginTe
     }
 
     [Fact]
+    public void A_PLT_entry_is_waived_by_an_origin_waiver_that_matches_every_caller_of_it()
+    {
+        // puts@plt is called from liba.a and libb.a, putc@plt (gcc makes putchar putc) from libb.a only (both built without -fno-plt).
+        static Finding Entry(VerifyReport r, string name) => Assert.Single(r.Findings, f => f.Function == name);
+        var plain = Verifier.Verify(p.Plt, WithMap(p.PltMap));
+        Assert.Null(Entry(plain, "puts@plt").CallerOrigins); // worked out only when a waiver names an origin
+
+        var onlyB = Verifier.Verify(p.Plt, WithMap(p.PltMap, Allow("b") with { Archive = "libb.a" }));
+        Assert.Equal(["liba.a(plt_a.o)", "libb.a(plt_b.o)"], Entry(onlyB, "puts@plt").CallerOrigins!.Select(o => o.ToString()));
+        Assert.Equal((FindingClass.Plt, null), (Entry(onlyB, "puts@plt").Class, Entry(onlyB, "puts@plt").AllowedBy));
+        Assert.Equal("vendored", Entry(onlyB, "putc@plt").AllowedBy);
+        var header = Assert.Single(onlyB.Findings, f => f.Function == ".plt+0x6");
+        Assert.Equal((FindingClass.Plt, null), (header.Class, header.AllowedBy)); // reached through puts@plt too
+        Assert.True(onlyB.HasErrors);
+
+        var both = Verifier.Verify(p.Plt, WithMap(p.PltMap, Allow("both") with { Archive = "lib?.a" }));
+        Assert.All(both.Findings.Where(f => f.Class == FindingClass.Plt), f => Assert.Equal("vendored", f.AllowedBy));
+        Assert.Equal(3, both.Findings.Count(f => f.Class == FindingClass.Plt));
+        Assert.False(both.HasErrors);
+    }
+
+    [Fact]
     public void An_SLS_gap_from_an_archive_is_waived_by_the_archive()
     {
         var sls = new VerifyOptions { HardenSls = true, Map = LinkerMap.Read(p.SlsMap) };
@@ -222,6 +244,9 @@ public sealed class OriginTests(OriginTests.Programs p) : IClassFixture<OriginTe
         /// <summary>-mharden-sls=all C linked with librets.a, whose bare_ret has a `ret` with no int3 after it.</summary>
         public string Sls { get; }
         public string SlsMap { get; }
+        /// <summary>A mitigated main calling into liba.a and libb.a, built without -fno-plt: their calls of puts and putc go through the PLT.</summary>
+        public string Plt { get; }
+        public string PltMap { get; }
 
         public Programs()
         {
@@ -269,6 +294,22 @@ public sealed class OriginTests(OriginTests.Programs p) : IClassFixture<OriginTe
             SlsMap = Dir["sls.map"];
             Sls = NativeToolchain.Link(NativeToolchain.Gcc, [slsMain, retsArchive, NativeToolchain.ThunksSource], Dir["sls"], [.. GccRetpoline, "-mharden-sls=all", "-Wl,-Map," + SlsMap]);
             Assert.Equal("2\n", FixtureSet.RunProgram(Sls));
+
+            string libA = PlainArchive("liba.a", Dir.Write("plt_a.c", "#include <stdio.h>\nvoid plt_a(void) { puts(\"a\"); }\n"));
+            string libB = PlainArchive("libb.a", Dir.Write("plt_b.c", "#include <stdio.h>\nvoid plt_b(void) { puts(\"b\"); putchar('c'); putchar('\\n'); }\n"));
+            string pltMain = Dir.Write("plt.c", "void plt_a(void);\nvoid plt_b(void);\nint main(void) { plt_a(); plt_b(); return 0; }\n");
+            PltMap = Dir["plt.map"];
+            Plt = NativeToolchain.Link(NativeToolchain.Gcc, [pltMain, libA, libB, NativeToolchain.ThunksSource], Dir["plt"], [.. GccRetpoline, "-Wl,-Map," + PltMap]);
+            Assert.Equal("a\nb\nc\n", FixtureSet.RunProgram(Plt));
+        }
+
+        /// <summary>One plain `-O2` object (PLT calls, no thunks) in a deterministic archive of that name.</summary>
+        string PlainArchive(string name, string source)
+        {
+            string obj = NativeToolchain.Compile(NativeToolchain.Gcc, source, Path.ChangeExtension(source, ".o"), ["-O2"]);
+            string archive = Dir[name];
+            NativeToolchain.Run("ar", ["rcsD", archive, obj], Dir.Path).EnsureSuccess();
+            return archive;
         }
 
         /// <summary>Plain `-O2 -g` objects, as a third party ships them, in a deterministic archive.</summary>

@@ -126,10 +126,18 @@ public static class Waivers
     public static bool Matches(AllowRule rule, Finding f)
     {
         if (rule.Pattern is { } p && !Glob.IsMatch(p, Messages.BaseName(f.Function)) && !Glob.IsMatch(p, f.Function)) return false;
-        if (rule.Archive is { } a && !PathMatches(a, f.Origin?.Archive)) return false;
-        if (rule.Object is { } o && !PathMatches(o, f.Origin?.Object)) return false;
+        if (rule.Kind != WaiverKind.Origin) return true;
+        // A PLT entry has no origin of its own: the rule must match where every one of its callers came from.
+        if (f.Origin is null && f.CallerOrigins is { Count: > 0 } callers) return callers.All(c => OriginMatches(rule, c, null));
+        return OriginMatches(rule, f.Origin, f.SourceFile);
+    }
+
+    static bool OriginMatches(AllowRule rule, FindingOrigin? origin, string? sourceFile)
+    {
+        if (rule.Archive is { } a && !PathMatches(a, origin?.Archive)) return false;
+        if (rule.Object is { } o && !PathMatches(o, origin?.Object)) return false;
         // The compilation unit's source when the origin is known, else the file of the finding's own line (DWARF).
-        if (rule.Source is { } s && !PathMatches(s, f.Origin?.Source) && !PathMatches(s, f.SourceFile)) return false;
+        if (rule.Source is { } s && !PathMatches(s, origin?.Source) && !PathMatches(s, sourceFile)) return false;
         return true;
     }
 
