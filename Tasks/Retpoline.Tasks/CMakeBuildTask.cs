@@ -38,7 +38,7 @@ public sealed class CMakeBuildTask : Microsoft.Build.Utilities.Task
                 if (targets.Count > 0) CMakeTaskSupport.Fail(Log, CMakeCodes.OutputMissing, $"CMake target '{o.GetMetadata("CMakeTarget")}' was built but its output {o.ItemSpec} does not exist");
                 continue;
             }
-            if (CMakeTaskSupport.Linked(Log, o.ItemSpec, o.GetMetadata("Kind"), Archiver, MembersDirectory) is { } item) linked.Add(item);
+            if (CMakeTaskSupport.Linked(Log, o.ItemSpec, o.GetMetadata("Kind"), Archiver, MembersDirectory, Path.GetFullPath(o.ItemSpec) + ".map") is { } item) linked.Add(item);
         }
         Linked = linked.ToArray();
         return !Log.HasLoggedErrors;

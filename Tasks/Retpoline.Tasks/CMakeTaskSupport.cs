@@ -51,10 +51,12 @@ static class CMakeTaskSupport
     /// The post-link step's item for one output: a static library's members are extracted (only when it changed)
     /// under <paramref name="membersDirectory"/> and verified one by one.
     /// </summary>
-    public static TaskItem? Linked(TaskLoggingHelper log, string path, string kind, string ar, string membersDirectory)
+    /// <param name="linkerMap">The map the link wrote beside the file (CMake's links: see CMakeProject.ProjectInclude), or null.</param>
+    public static TaskItem? Linked(TaskLoggingHelper log, string path, string kind, string ar, string membersDirectory, string? linkerMap = null)
     {
         var item = new TaskItem(path);
         item.SetMetadata("Kind", kind);
+        if (linkerMap is not null && kind != "StaticLibrary") item.SetMetadata("LinkerMap", linkerMap);
         if (kind == "StaticLibrary")
         {
             var (members, error) = ArchiveMembers.Extract(ar, path, Path.Combine(membersDirectory, Path.GetFileName(path)));

@@ -230,6 +230,34 @@ public sealed class CMakeBuildTests(ITestOutputHelper log) : SdkTest(log)
     }
 
     [Fact]
+    public void A_prebuilt_archive_a_CMake_target_links_is_named_in_its_findings_and_one_Archive_waiver_passes_it()
+    {
+        // Each CMake link writes a map beside its artifact, so findings name the archive member, as in a native link.
+        Preconditions.Require("cmake");
+        var p = Sdk.NewProject("cmake-prebuilt")
+            .Write("third/CMakeLists.txt", """
+                cmake_minimum_required(VERSION 3.16)
+                project(prebuilt C)
+                add_executable(app main.c)
+                target_link_libraries(app PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/../vendor/libthird.a)
+                """)
+            .Write("third/main.c", OriginBuildTests.ThirdMainC)
+            .Write("app/app.nativeproj", CMakeSources.Project());
+        OriginBuildTests.AddPrebuiltArchive(p);
+        var failed = MustFail(p, "app/app.nativeproj");
+        Assert.Matches(@"obj/Debug/cmake/app : error RPL0001: indirect call 'call qword ptr \[[^\]]+\]' at 0x[0-9a-f]+ in function 'third_apply\+0x[0-9a-f]+' \(from libthird\.a\(third\.o\)\) " +
+            @"is not routed through a retpoline thunk \(rebuild libthird\.a with the retpoline flags, it is not compiled by this build; or waive the archive: " +
+            @"RetpolineAllow Include=""libthird"" Archive=""libthird\.a""\)", failed.Output);
+        Assert.True(File.Exists(p.PathOf("app/obj/Debug/cmake/app.map")));
+
+        p.Write("app/app.nativeproj", CMakeSources.Project(
+            """<ItemGroup><RetpolineAllow Include="libthird" Archive="libthird.a" Reason="vendor library, rebuilt upstream next release" /></ItemGroup>"""));
+        var passed = MustBuild(p, "app/app.nativeproj", "-v:n");
+        Assert.Matches(@"Retpoline: allowed UserCode 'call qword ptr \[[^\]]+\]' at 0x[0-9a-f]+ in 'third_apply\+0x[0-9a-f]+' from 'libthird\.a\(third\.o\)': vendor library, rebuilt upstream next release", passed.Output);
+        Assert.Equal("43", p.RunProgram("app/obj/Debug/cmake/app").Output.Trim());
+    }
+
+    [Fact]
     public void CMake_errors_are_reported_at_their_file_and_line_and_a_missing_CMakeLists_has_a_code()
     {
         Preconditions.Require("cmake");

@@ -27,7 +27,7 @@ public sealed class OriginBuildTests(ITestOutputHelper log)
         """;
 
     /// <summary>A third party's libthird.a, built with plain gcc and ar (no retpoline flags), copied into vendor/.</summary>
-    static void AddPrebuiltArchive(TestProject p)
+    internal static void AddPrebuiltArchive(TestProject p)
     {
         using var build = new Retpoline.Tests.TempDirectory("rpl-third-");
         string source = build.Write("third.c", """
@@ -42,7 +42,7 @@ public sealed class OriginBuildTests(ITestOutputHelper log)
         Retpoline.Tests.NativeToolchain.Run("ar", ["rcsD", p.PathOf("vendor/libthird.a"), obj], build.Path).EnsureSuccess();
     }
 
-    const string ThirdMainC = "#include <stdio.h>\nlong third_apply(int, long);\nint main(int argc, char **argv) { (void)argv; printf(\"%ld\\n\", third_apply(argc, 20)); return 0; }\n";
+    internal const string ThirdMainC = "#include <stdio.h>\nlong third_apply(int, long);\nint main(int argc, char **argv) { (void)argv; printf(\"%ld\\n\", third_apply(argc, 20)); return 0; }\n";
 
     [Fact]
     public void Findings_in_a_prebuilt_archive_name_the_member_and_one_Archive_waiver_passes_them()

@@ -18,11 +18,11 @@ public static class CMakeBuild
         if (!File.Exists(Path.Combine(source, "CMakeLists.txt")))
             return Failed(CMakeCodes.NoSuchTarget, $"CMakeSourceDirectory '{source}' has no CMakeLists.txt; set CMakeSourceDirectory to the folder that has it");
         string toolchain = CMakeProject.ToolchainFile(s);
-        string? runtime = CMakeProject.RuntimeInclude(s);
-        string runtimeFile = Path.Combine(Path.GetDirectoryName(toolchainFile)!, "cmake-runtime.cmake");
+        string? include = CMakeProject.ProjectInclude(s);
+        string includeFile = Path.Combine(Path.GetDirectoryName(toolchainFile)!, "cmake-project-include.cmake");
         var args = CMakeProject.ConfigureArguments(source, build, toolchainFile, generator.Length > 0 ? generator : CMakeProject.Generator(build), s.Configuration, defines,
-            runtime is null ? null : runtimeFile);
-        string record = ProcessRunner.Display(cmake, args) + "\n" + toolchain + runtime;
+            include is null ? null : includeFile);
+        string record = ProcessRunner.Display(cmake, args) + "\n" + toolchain + include;
         if (!CMakeProject.NeedsConfigure(build, recordFile, record))
         {
             // CMake's own regeneration check (the rule that re-runs CMake when a CMakeLists.txt or an included file
@@ -35,7 +35,7 @@ public static class CMakeBuild
         Directory.CreateDirectory(build);
         Directory.CreateDirectory(Path.GetDirectoryName(toolchainFile)!);
         File.WriteAllText(toolchainFile, toolchain);
-        if (runtime is not null) File.WriteAllText(runtimeFile, runtime);
+        if (include is not null) File.WriteAllText(includeFile, include);
         CMakeFileApi.WriteQuery(build);
         // A cache made with other compilers or flags cannot be updated in place: CMake keeps the first compiler.
         if (File.Exists(Path.Combine(build, "CMakeCache.txt"))) args.Add("--fresh");

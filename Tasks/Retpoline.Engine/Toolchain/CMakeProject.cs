@@ -67,35 +67,46 @@ public static class CMakeProject
     }
 
     /// <summary>
-    /// RetpolineVendor=Runtime: the file named by CMAKE_PROJECT_INCLUDE (read at the end of every project() call). It
-    /// defers, to the end of the top-level directory, a walk over every target the project defines (BUILDSYSTEM_TARGETS
-    /// of each directory) that links the start-up routine of the target's kind — an executable's `.preinit_array`
-    /// one, a shared library's or module's `.init_array` one (ld refuses `.preinit_array` in a shared object) — as a
-    /// link option, which mixes with either target_link_libraries signature. Null when there is no routine to link.
+    /// The file named by CMAKE_PROJECT_INCLUDE (read at the end of every project() call). It defers, to the end of the
+    /// top-level directory, a walk over every target the project defines (BUILDSYSTEM_TARGETS of each directory) that
+    /// gives each executable, shared library and module, as link options (which mix with either target_link_libraries
+    /// signature):
+    /// - a linker map beside the artifact (`$&lt;TARGET_FILE&gt;.map`), so each finding names the object or archive member
+    ///   it came from, as in a native project's link (`-Xlinker`, not `-Wl,`, which would split a path at its commas);
+    /// - with RetpolineVendor=Runtime, the start-up routine of the target's kind: an executable's `.preinit_array` one,
+    ///   a shared library's or module's `.init_array` one (ld refuses `.preinit_array` in a shared object).
+    /// Null when the mitigation is off.
     /// </summary>
-    public static string? RuntimeInclude(ForeignBuildSettings s)
+    public static string? ProjectInclude(ForeignBuildSettings s)
     {
-        if (!s.RetpolineEnabled || s.RuntimeExeObject.Length == 0 || s.RuntimeLibraryObject.Length == 0) return null;
-        return $$"""
-            # Written by Retpoline.Sdk: RetpolineVendor=Runtime links the start-up routine of each target's kind.
-            if(NOT RETPOLINE_RUNTIME_SCHEDULED)
-              set(RETPOLINE_RUNTIME_SCHEDULED TRUE)
-              function(_retpoline_link_runtime dir)
-                get_property(targets DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
-                foreach(t IN LISTS targets)
-                  get_target_property(type ${t} TYPE)
+        if (!s.RetpolineEnabled) return null;
+        bool runtime = s.RuntimeExeObject.Length > 0 && s.RuntimeLibraryObject.Length > 0;
+        string routine = !runtime ? "" : $$"""
+
                   if(type STREQUAL "EXECUTABLE")
                     target_link_options(${t} PRIVATE {{Quote(s.RuntimeExeObject)}})
                   elseif(type STREQUAL "SHARED_LIBRARY" OR type STREQUAL "MODULE_LIBRARY")
                     target_link_options(${t} PRIVATE {{Quote(s.RuntimeLibraryObject)}})
                   endif()
+            """;
+        return $$"""
+            # Written by Retpoline.Sdk: each linked target's linker map{{(runtime ? ", and the start-up routine of its kind (RetpolineVendor=Runtime)" : "")}}.
+            if(NOT RETPOLINE_LINK_OPTIONS_SCHEDULED)
+              set(RETPOLINE_LINK_OPTIONS_SCHEDULED TRUE)
+              function(_retpoline_link_options dir)
+                get_property(targets DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
+                foreach(t IN LISTS targets)
+                  get_target_property(type ${t} TYPE)
+                  if(type STREQUAL "EXECUTABLE" OR type STREQUAL "SHARED_LIBRARY" OR type STREQUAL "MODULE_LIBRARY")
+                    target_link_options(${t} PRIVATE "SHELL:-Xlinker \"-Map=$<TARGET_FILE:${t}>.map\"")
+                  endif(){{routine}}
                 endforeach()
                 get_property(subdirectories DIRECTORY "${dir}" PROPERTY SUBDIRECTORIES)
                 foreach(d IN LISTS subdirectories)
-                  _retpoline_link_runtime("${d}")
+                  _retpoline_link_options("${d}")
                 endforeach()
               endfunction()
-              cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _retpoline_link_runtime "${CMAKE_SOURCE_DIR}")
+              cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _retpoline_link_options "${CMAKE_SOURCE_DIR}")
             endif()
 
             """;
