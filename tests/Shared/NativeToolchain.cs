@@ -169,13 +169,25 @@ public static class NativeToolchain
                 if (onLine is null) stdout.Append(e.Data).Append('\n'); else onLine(e.Data);
         };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.Append(e.Data).Append('\n'); };
-        try
+        // ETXTBSY: a test that just wrote this executable (a copy, a patch) can still have a write descriptor open in a
+        // child that another test thread forked before its exec closed it; the child's exec ends that within
+        // milliseconds, so a start refused for it is retried, as Go's os/exec does.
+        const int TextFileBusy = 26;
+        for (int attempt = 1; ; attempt++)
         {
-            if (!process.Start()) throw new NativeToolchainException($"could not start: {commandLine}");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new NativeToolchainException($"could not start ({e.Message}): {commandLine}");
+            try
+            {
+                if (!process.Start()) throw new NativeToolchainException($"could not start: {commandLine}");
+                break;
+            }
+            catch (System.ComponentModel.Win32Exception e) when (e.NativeErrorCode == TextFileBusy && attempt < 50)
+            {
+                Thread.Sleep(20);
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new NativeToolchainException($"could not start ({e.Message}): {commandLine}");
+            }
         }
         process.StandardInput.Close();
         process.BeginOutputReadLine();

@@ -69,7 +69,7 @@ public sealed class DwarfLines
     static int ParseUnit(ReadOnlySpan<byte> d, int start, ReadOnlySpan<byte> lineStr, ReadOnlySpan<byte> str,
         List<Row> rows, List<string> names, Dictionary<string, int> nameIndex)
     {
-        var r = new Reader(d, start);
+        var r = new DwarfReader(d, start);
         ulong unitLength = r.U32();
         bool dwarf64 = false;
         if (unitLength == 0xffffffff) { unitLength = r.U64(); dwarf64 = true; }
@@ -146,7 +146,7 @@ public sealed class DwarfLines
         }
 
         // The line-number state machine (DWARF 5 §6.2.2).
-        r = new Reader(d, programStart);
+        r = new DwarfReader(d, programStart);
         ulong address = 0; ulong file = 1; long line = 1; bool endSeq;
         int FileIndex(ulong f) => f < (ulong)unitFiles.Count ? unitFiles[(int)f] : -1;
         void Emit(bool isEnd)
@@ -204,7 +204,7 @@ public sealed class DwarfLines
         return end;
     }
 
-    static List<(ulong type, ulong form)> ReadFormat(ref Reader r)
+    static List<(ulong type, ulong form)> ReadFormat(ref DwarfReader r)
     {
         int count = r.U8();
         var format = new List<(ulong, ulong)>(count);
@@ -213,7 +213,7 @@ public sealed class DwarfLines
     }
 
     /// <summary>One v5 directory or file entry: its path (DW_LNCT_path) and directory index (DW_LNCT_directory_index).</summary>
-    static (string? path, ulong dir) ReadEntry(ref Reader r, List<(ulong type, ulong form)> format, bool dwarf64, ReadOnlySpan<byte> lineStr, ReadOnlySpan<byte> str)
+    static (string? path, ulong dir) ReadEntry(ref DwarfReader r, List<(ulong type, ulong form)> format, bool dwarf64, ReadOnlySpan<byte> lineStr, ReadOnlySpan<byte> str)
     {
         string? path = null; ulong dir = 0;
         foreach (var (type, form) in format)
@@ -222,8 +222,8 @@ public sealed class DwarfLines
             switch (form)
             {
                 case 0x08: s = r.CString(); break;                                            // DW_FORM_string
-                case 0x1f: s = At(lineStr, dwarf64 ? r.U64() : r.U32()); break;               // DW_FORM_line_strp
-                case 0x0e: s = At(str, dwarf64 ? r.U64() : r.U32()); break;                   // DW_FORM_strp
+                case 0x1f: s = DwarfReader.StringAt(lineStr, dwarf64 ? r.U64() : r.U32()); break;               // DW_FORM_line_strp
+                case 0x0e: s = DwarfReader.StringAt(str, dwarf64 ? r.U64() : r.U32()); break;                   // DW_FORM_strp
                 case 0x0b: v = r.U8(); break;                                                 // DW_FORM_data1
                 case 0x05: v = r.U16(); break;                                                // DW_FORM_data2
                 case 0x06: v = r.U32(); break;                                                // DW_FORM_data4
@@ -237,57 +237,5 @@ public sealed class DwarfLines
             else if (type == 2) dir = v;   // DW_LNCT_directory_index
         }
         return (path, dir);
-    }
-
-    static string? At(ReadOnlySpan<byte> table, ulong offset)
-    {
-        if (offset >= (ulong)table.Length) return null;
-        var s = table[(int)offset..];
-        int z = s.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(z < 0 ? s : s[..z]);
-    }
-
-    /// <summary>A bounds-checked little-endian cursor: reading past the end throws, which ends the unit's parse.</summary>
-    ref struct Reader(ReadOnlySpan<byte> data, int pos)
-    {
-        readonly ReadOnlySpan<byte> data = data;
-        public int Pos = pos;
-
-        ReadOnlySpan<byte> Take(int n)
-        {
-            if (n < 0 || Pos > data.Length - n) throw new ArgumentOutOfRangeException(nameof(n), "past the end of .debug_line");
-            var s = data.Slice(Pos, n); Pos += n; return s;
-        }
-        public void Skip(int n) => Take(n);
-        public byte U8() => Take(1)[0];
-        public ushort U16() => BinaryPrimitives.ReadUInt16LittleEndian(Take(2));
-        public uint U32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
-        public ulong U64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8));
-        public ulong Uleb()
-        {
-            ulong result = 0; int shift = 0;
-            while (true)
-            {
-                byte b = U8();
-                if (shift < 64) result |= (ulong)(b & 0x7f) << shift;
-                if ((b & 0x80) == 0) return result;
-                shift += 7;
-            }
-        }
-        public long Sleb()
-        {
-            long result = 0; int shift = 0; byte b;
-            do { b = U8(); if (shift < 64) result |= (long)(b & 0x7f) << shift; shift += 7; } while ((b & 0x80) != 0);
-            if (shift < 64 && (b & 0x40) != 0) result |= -1L << shift;
-            return result;
-        }
-        public string CString()
-        {
-            var rest = data[Pos..];
-            int z = rest.IndexOf((byte)0);
-            if (z < 0) throw new ArgumentOutOfRangeException(nameof(data), "unterminated string");
-            Pos += z + 1;
-            return Encoding.UTF8.GetString(rest[..z]);
-        }
     }
 }

@@ -114,7 +114,7 @@ public sealed class DwarfUnits
 
     static int ParseUnit(Sections s, int start, List<(ulong, ulong, string)> ranges)
     {
-        var r = new Reader(s.Info, start);
+        var r = new DwarfReader(s.Info, start);
         ulong unitLength = r.U32();
         bool dwarf64 = false;
         if (unitLength == 0xffffffff) { unitLength = r.U64(); dwarf64 = true; }
@@ -161,7 +161,7 @@ public sealed class DwarfUnits
             ulong at = strBase + v.value * (ulong)size;
             if (at + (ulong)size > (ulong)s.StrOffsets.Length) return null;
             ulong o = size == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(s.StrOffsets[(int)at..]) : BinaryPrimitives.ReadUInt32LittleEndian(s.StrOffsets[(int)at..]);
-            return At(s.Str, o);
+            return DwarfReader.StringAt(s.Str, o);
         }
         ulong? Address(ulong index)
         {
@@ -187,7 +187,7 @@ public sealed class DwarfUnits
             }
             else if (rv.value < (ulong)s.Ranges.Length)
             {
-                var q = new Reader(s.Ranges, (int)rv.value);
+                var q = new DwarfReader(s.Ranges, (int)rv.value);
                 while (true)
                 {
                     ulong a = addressSize == 8 ? q.U64() : q.U32(), b = addressSize == 8 ? q.U64() : q.U32();
@@ -218,8 +218,8 @@ public sealed class DwarfUnits
     /// <summary>One DWARF 5 range list (DW_RLE_*), from its first entry to DW_RLE_end_of_list.</summary>
     static void RngList(ReadOnlySpan<byte> lists, int offset, ulong baseAddress, byte addressSize, Func<ulong, ulong?> address, Action<ulong, ulong> add)
     {
-        var q = new Reader(lists, offset);
-        ulong Addr(ref Reader q) => addressSize == 8 ? q.U64() : q.U32();
+        var q = new DwarfReader(lists, offset);
+        ulong Addr(ref DwarfReader q) => addressSize == 8 ? q.U64() : q.U32();
         for (int guard = 0; guard < 1 << 20; guard++)
         {
             byte kind = q.U8();
@@ -241,7 +241,7 @@ public sealed class DwarfUnits
     /// <summary>The (attribute, form, implicit constant) list of one abbreviation, or null.</summary>
     static List<(ulong attribute, ulong form, long implicitConst)>? FindAbbreviation(ReadOnlySpan<byte> abbrev, int offset, ulong code)
     {
-        var r = new Reader(abbrev, offset);
+        var r = new DwarfReader(abbrev, offset);
         while (r.Pos < abbrev.Length)
         {
             ulong c = r.Uleb();
@@ -260,9 +260,9 @@ public sealed class DwarfUnits
         return null;
     }
 
-    static (Kind kind, ulong value, string? text) ReadValue(ref Reader r, ulong form, long implicitConst, bool dwarf64, byte addressSize, ushort version, Sections s)
+    static (Kind kind, ulong value, string? text) ReadValue(ref DwarfReader r, ulong form, long implicitConst, bool dwarf64, byte addressSize, ushort version, Sections s)
     {
-        ulong Offset(ref Reader r) => dwarf64 ? r.U64() : r.U32();
+        ulong Offset(ref DwarfReader r) => dwarf64 ? r.U64() : r.U32();
         switch (form)
         {
             case 0x01: return (Kind.Address, addressSize == 8 ? r.U64() : r.U32(), null);       // addr
@@ -274,8 +274,8 @@ public sealed class DwarfUnits
             case 0x0f: return (Kind.Constant, r.Uleb(), null);                                  // udata
             case 0x21: return (Kind.Constant, (ulong)implicitConst, null);                      // implicit_const
             case 0x08: return (Kind.String, 0, r.CString());                                    // string
-            case 0x0e: return (Kind.String, 0, At(s.Str, Offset(ref r)));                       // strp
-            case 0x1f: return (Kind.String, 0, At(s.LineStr, Offset(ref r)));                   // line_strp
+            case 0x0e: return (Kind.String, 0, DwarfReader.StringAt(s.Str, Offset(ref r)));                       // strp
+            case 0x1f: return (Kind.String, 0, DwarfReader.StringAt(s.LineStr, Offset(ref r)));                   // line_strp
             case 0x1a: case 0x1f02: return (Kind.StringIndex, r.Uleb(), null);                  // strx, GNU_str_index
             case 0x25: return (Kind.StringIndex, r.U8(), null);                                 // strx1
             case 0x26: return (Kind.StringIndex, r.U16(), null);                                // strx2
@@ -312,58 +312,5 @@ public sealed class DwarfUnits
         string p = file.StartsWith('/') || dir.Length == 0 || dir == "." ? file : dir.TrimEnd('/') + "/" + file;
         while (p.StartsWith("./", StringComparison.Ordinal)) p = p[2..];
         return p;
-    }
-
-    static string? At(ReadOnlySpan<byte> table, ulong offset)
-    {
-        if (offset >= (ulong)table.Length) return null;
-        var s = table[(int)offset..];
-        int z = s.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(z < 0 ? s : s[..z]);
-    }
-
-    /// <summary>A bounds-checked little-endian cursor: reading past the end throws, which ends the unit's parse.</summary>
-    ref struct Reader(ReadOnlySpan<byte> data, int pos)
-    {
-        readonly ReadOnlySpan<byte> data = data;
-        public int Pos = pos;
-
-        ReadOnlySpan<byte> Take(int n)
-        {
-            if (n < 0 || Pos > data.Length - n) throw new ArgumentOutOfRangeException(nameof(n), "past the end of the section");
-            var s = data.Slice(Pos, n); Pos += n; return s;
-        }
-        public void Skip(int n) => Take(n);
-        public byte U8() => Take(1)[0];
-        public ushort U16() => BinaryPrimitives.ReadUInt16LittleEndian(Take(2));
-        public uint U24() { var b = Take(3); return (uint)(b[0] | b[1] << 8 | b[2] << 16); }
-        public uint U32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
-        public ulong U64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8));
-        public ulong Uleb()
-        {
-            ulong result = 0; int shift = 0;
-            while (true)
-            {
-                byte b = U8();
-                if (shift < 64) result |= (ulong)(b & 0x7f) << shift;
-                if ((b & 0x80) == 0) return result;
-                shift += 7;
-            }
-        }
-        public long Sleb()
-        {
-            long result = 0; int shift = 0; byte b;
-            do { b = U8(); if (shift < 64) result |= (long)(b & 0x7f) << shift; shift += 7; } while ((b & 0x80) != 0);
-            if (shift < 64 && (b & 0x40) != 0) result |= -1L << shift;
-            return result;
-        }
-        public string CString()
-        {
-            var rest = data[Pos..];
-            int z = rest.IndexOf((byte)0);
-            if (z < 0) throw new ArgumentOutOfRangeException(nameof(data), "unterminated string");
-            Pos += z + 1;
-            return Encoding.UTF8.GetString(rest[..z]);
-        }
     }
 }

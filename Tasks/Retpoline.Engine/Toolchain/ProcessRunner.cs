@@ -28,7 +28,7 @@ public static class ProcessRunner
         if (environment is not null)
             foreach (var (k, v) in environment) psi.Environment[k] = v;
         using var p = new Process { StartInfo = psi };
-        try { p.Start(); }
+        try { Start(p); }
         catch (System.ComponentModel.Win32Exception e)
         {
             return new ProcessResult(-1, "", $"cannot start '{fileName}': {e.Message}");
@@ -46,6 +46,21 @@ public static class ProcessRunner
     }
 
     /// <summary>`a b 'c d'`: how a command is shown in logs and compile_commands.json (display only, never executed).</summary>
+    /// <summary>
+    /// Process.Start, retried while exec says ETXTBSY: a program this process just wrote (a patched test program) can
+    /// still be open for writing in a child another thread forked before that child's exec closed the descriptor,
+    /// which lasts milliseconds. Any other failure, or a busy file past a second, is the caller's to report.
+    /// </summary>
+    public static void Start(Process p)
+    {
+        const int TextFileBusy = 26;
+        for (int attempt = 1; ; attempt++)
+        {
+            try { p.Start(); return; }
+            catch (System.ComponentModel.Win32Exception e) when (e.NativeErrorCode == TextFileBusy && attempt < 50) { Thread.Sleep(20); }
+        }
+    }
+
     public static string Display(string fileName, IEnumerable<string> arguments)
         => string.Join(' ', new[] { fileName }.Concat(arguments).Select(Quote));
 

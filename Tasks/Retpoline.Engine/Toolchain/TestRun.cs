@@ -94,7 +94,7 @@ public static class TestRun
         var stderr = new StringBuilder();
         var clock = Stopwatch.StartNew();
         using var p = new Process { StartInfo = psi };
-        try { p.Start(); }
+        try { ProcessRunner.Start(p); }
         catch (System.ComponentModel.Win32Exception e)
         {
             return new TestProgramRun(-1, false, "", clock.Elapsed, $"cannot start '{program}': {e.Message}");
