@@ -11,13 +11,7 @@ namespace Retpoline.Tests;
 [Collection(NativeFixturesCollection.Name)]
 public sealed class ArgumentTests(FixtureSet fx)
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => ToolInProcess.Run(args);
 
     [Theory]
     [InlineData("--vendor 1 F", "--vendor takes Generic, Amd, None or Host, not '1'")]

@@ -218,13 +218,7 @@ public sealed class OriginTests(OriginTests.Programs p) : IClassFixture<OriginTe
         Assert.Matches(@"^retpoline: error RPL0118: \S+/libcut\.a: bad ar archive: member at offset \d+ claims \d+ bytes, past the end of the file$", bad.Err.Trim());
     }
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => ToolInProcess.Run(args);
 
     /// <summary>The programs, archives and maps, built once for the class with the machine's gcc 12 and clang 14.</summary>
     public sealed class Programs : IDisposable

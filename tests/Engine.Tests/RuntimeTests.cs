@@ -482,13 +482,7 @@ public sealed class RuntimeTests(RuntimeTests.Builds b) : IClassFixture<RuntimeT
         Assert.Equal(2, ToolRun("patch", "--vendor", "Host", "--minimum", "Weak", file).Code);
     }
 
-    static (int Code, string Out, string Err) ToolRun(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = Retpoline.Tool.Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) ToolRun(params string[] args) => ToolInProcess.Run(args);
 
     // ---- helpers --------------------------------------------------------------------------------------------------------
 

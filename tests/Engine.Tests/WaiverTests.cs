@@ -276,13 +276,7 @@ public sealed class WaiverTests(FixtureSet fx, WaiverTests.Programs programs) : 
         Assert.StartsWith("retpoline: error RPL0108: --allow ", r.Err);
     }
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = Program.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => ToolInProcess.Run(args);
 
     /// <summary>The programs these tests verify, compiled once for the class with the machine's gcc 12.</summary>
     public sealed class Programs : IDisposable
